@@ -1,0 +1,1 @@
+//! seldon-conformance: comparison of seldon's outputs with llama.cpp's.

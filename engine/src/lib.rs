@@ -1,0 +1,1 @@
+//! seldon-engine: models, tokenizer, sampler and generation on top of seldon-kernels.

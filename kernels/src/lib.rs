@@ -1,0 +1,1 @@
+//! seldon-kernels: the GPU context and one module per WGSL kernel family.

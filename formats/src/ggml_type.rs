@@ -192,7 +192,7 @@ impl GgmlType {
 
     /// Whether a row of `n` elements is a whole number of blocks.
     pub fn row_fits(self, n: u64) -> bool {
-        n % self.block_size() == 0
+        n.is_multiple_of(self.block_size())
     }
 
     /// Bytes taken by `n_elements` elements, or `None` if `n_elements` is not a

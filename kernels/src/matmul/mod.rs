@@ -1,0 +1,361 @@
+//! Matrix products with weights kept in their GGUF block format
+//! (shaders/matmul_<group>.wgsl): ggml's `mul_mat` with weights of ggml shape
+//! `ne = [n_in, n_out]`, `y[c][o] = sum_i W[o][i] * x[c][i]`, f32 activations
+//! and f32 accumulation (the portable path, for any adapter).
+//!
+//! One [`MatMul`] per weight type records either kernel of its shader:
+//! `matvec` for decode (at most [`MATVEC_MAX_COLS`] activation columns) or the
+//! tiled `matmul` for prefill; [`MatMulPath`] forces one. A third entry point,
+//! `dequantize`, writes the decoded weights as f32 so that tests can hold the
+//! GPU decoder to the CPU dequantizer value by value. [`reference`] is the
+//! CPU oracle.
+//!
+//! # Adding weight types (Q2_K..Q6_K, TQ1_0, TQ2_0, ...)
+//! WGSL has no includes, so each group of types is one self-contained shader:
+//! 1. Create `shaders/matmul_<group>.wgsl`: a header comment, `override
+//!    WEIGHT_TYPE: u32;`, one `const <NAME>: u32 = <ggml id>u;` per type, and
+//!    `fn dequant8(row: u32, g: u32) -> W8` returning elements `8g..8g+7` of
+//!    weight row `row` (switch on `WEIGHT_TYPE`; decode with ggml's f32
+//!    expressions; `params.row_bytes` is the byte length of a row;
+//!    `read_u32`/`read_u16`/`read_f16` read at any (even) byte offset). Then
+//!    paste the block between the `generic` markers from an existing group
+//!    verbatim (a test checks that all copies are identical).
+//! 2. Register the file in [`crate::shaders::ALL`].
+//! 3. Add one arm to `groups::shader_for` and the types to [`SUPPORTED_TYPES`]
+//!    and the shader to [`GROUP_SHADERS`]. The tests in `groups` check that the
+//!    WGSL type ids and block sizes are ggml's; add the types to the lists in
+//!    kernels/tests/matmul_gpu.rs to run the GPU checks on them.
+//!
+//! Every group's kernels see whole groups of 8 elements, so `n_in` must be a
+//! multiple of the type's block size (any `n_in` for F32/F16/BF16).
+
+mod groups;
+mod reference;
+
+use std::sync::Arc;
+
+use bytemuck::{Pod, Zeroable};
+use seldon_formats::GgmlType;
+
+use crate::args::{check_f32_len, record, to_u32};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Workgroups};
+
+pub use groups::{GROUP_SHADERS, SUPPORTED_TYPES, shader_for};
+pub use reference::{dequantize_reference, reference};
+
+/// The most activation columns `matvec` takes (its accumulators are fixed).
+pub const MATVEC_MAX_COLS: u64 = 8;
+/// Weight rows per `matvec` workgroup, as `MV_ROWS` in the WGSL.
+pub const MATVEC_ROWS: u32 = 2;
+/// Weight rows per `matmul` workgroup, as `MM_OUT` in the WGSL.
+pub const MATMUL_TILE_OUT: u32 = 64;
+/// Activation columns per `matmul` workgroup, as `MM_COLS` in the WGSL.
+pub const MATMUL_TILE_COLS: u32 = 32;
+/// Invocations per `dequantize` workgroup (one group of 8 weights each).
+pub const DEQUANTIZE_WORKGROUP: u32 = 64;
+
+/// Mirrors `MatMulParams` in every matmul_<group>.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct MatMulParams {
+    /// Elements per weight row and per activation column.
+    pub n_in: u32,
+    /// Weight rows (outputs per column).
+    pub n_out: u32,
+    /// Activation columns (tokens).
+    pub n_cols: u32,
+    /// Bytes per weight row in the block format.
+    pub row_bytes: u32,
+}
+
+/// The sizes of one product: `n_out x n_in` weights times `n_cols` columns of
+/// `n_in` activations (x is `[n_cols][n_in]`, y is `[n_cols][n_out]`, f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatMulShape {
+    /// Elements per weight row (ggml's ne0 of the weight).
+    pub n_in: u64,
+    /// Weight rows (ggml's ne1 of the weight).
+    pub n_out: u64,
+    /// Activation columns: tokens in the batch.
+    pub n_cols: u64,
+}
+
+/// Which kernel [`MatMul::encode_with`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MatMulPath {
+    /// `matvec` up to [`MATVEC_MAX_COLS`] columns, `matmul` above.
+    #[default]
+    Auto,
+    /// Always `matvec` (an error above [`MATVEC_MAX_COLS`] columns).
+    Matvec,
+    /// Always the tiled `matmul`.
+    Matmul,
+}
+
+/// The compiled kernels for one weight type.
+#[derive(Debug, Clone)]
+pub struct MatMul {
+    ty: GgmlType,
+    shader: &'static str,
+    matvec: Arc<wgpu::ComputePipeline>,
+    matmul: Arc<wgpu::ComputePipeline>,
+}
+
+impl MatMul {
+    /// Compiles (or fetches from the cache) the `matvec` and `matmul`
+    /// pipelines for weights of type `ty`.
+    pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Self> {
+        let shader = shader_for(ty)
+            .ok_or_else(|| Error::invalid("matmul", format!("no GPU matmul for {ty} weights")))?;
+        let overrides = [("WEIGHT_TYPE", f64::from(ty.id()))];
+        Ok(Self {
+            ty,
+            shader,
+            matvec: gpu.pipeline(shader, "matvec", &overrides)?,
+            matmul: gpu.pipeline(shader, "matmul", &overrides)?,
+        })
+    }
+
+    /// The weight type these kernels decode.
+    pub fn weight_type(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// Records `y = W x` for `shape`, choosing `matvec` or `matmul` by the
+    /// number of columns. `weights` holds the rows' raw block bytes.
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        weights: &wgpu::Buffer,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        shape: MatMulShape,
+    ) -> Result<()> {
+        self.encode_with(gpu, encoder, weights, x, y, shape, MatMulPath::Auto)
+    }
+
+    /// [`MatMul::encode`] with the kernel chosen by `path`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_with(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        weights: &wgpu::Buffer,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        shape: MatMulShape,
+        path: MatMulPath,
+    ) -> Result<()> {
+        let matvec = match path {
+            MatMulPath::Auto => shape.n_cols <= MATVEC_MAX_COLS,
+            MatMulPath::Matvec => true,
+            MatMulPath::Matmul => false,
+        };
+        let op = if matvec { "matvec" } else { "matmul" };
+        if matvec && shape.n_cols > MATVEC_MAX_COLS {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "{} columns, matvec takes at most {MATVEC_MAX_COLS}",
+                    shape.n_cols
+                ),
+            ));
+        }
+        let params = self.check_weights(gpu, op, weights, shape.n_in, shape.n_out)?;
+        let x_len = checked_mul(op, "n_cols * n_in", shape.n_cols, shape.n_in)?;
+        let y_len = checked_mul(op, "n_cols * n_out", shape.n_cols, shape.n_out)?;
+        check_f32_len(op, "x", x, x_len)?;
+        check_f32_len(op, "y", y, y_len)?;
+        gpu.check_binding(&format!("{op} x"), x.size())?;
+        gpu.check_binding(&format!("{op} y"), y.size())?;
+        // The shaders index x and y with u32.
+        to_u32(op, "n_cols * n_in", x_len)?;
+        to_u32(op, "n_cols * n_out", y_len)?;
+        let params = MatMulParams {
+            n_cols: to_u32(op, "n_cols", shape.n_cols)?,
+            ..params
+        };
+        if shape.n_out == 0 || shape.n_cols == 0 {
+            return Ok(());
+        }
+        let groups = if matvec {
+            gpu.workgroups(op, shape.n_out, MATVEC_ROWS)?
+        } else {
+            tile_workgroups(gpu, op, shape)?
+        };
+        let pipeline = if matvec { &self.matvec } else { &self.matmul };
+        let label = format!("{op} {}", self.ty);
+        let params = gpu.uniform(&format!("{label}.params"), &params)?;
+        let bind_group = gpu.bind_group(
+            &label,
+            pipeline,
+            &[(0, weights), (1, x), (2, y), (3, &params)],
+        )?;
+        record(encoder, &label, pipeline, &bind_group, groups);
+        Ok(())
+    }
+
+    /// Records the decoding of `n_out` weight rows of `n_in` elements into
+    /// `out` (`[n_out][n_in]` f32), for checking the GPU decoder.
+    pub fn encode_dequantize(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        weights: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        n_in: u64,
+        n_out: u64,
+    ) -> Result<()> {
+        let op = "dequantize";
+        let params = self.check_weights(gpu, op, weights, n_in, n_out)?;
+        let elements = checked_mul(op, "n_out * n_in", n_out, n_in)?;
+        check_f32_len(op, "out", out, elements)?;
+        gpu.check_binding("dequantize out", out.size())?;
+        let groups = checked_mul(op, "groups", n_out, n_in.div_ceil(8))?;
+        let groups = gpu.workgroups(op, groups, DEQUANTIZE_WORKGROUP)?;
+        if groups.total() == 0 {
+            return Ok(());
+        }
+        let overrides = [("WEIGHT_TYPE", f64::from(self.ty.id()))];
+        let pipeline = gpu.pipeline(self.shader, "dequantize", &overrides)?;
+        let label = format!("{op} {}", self.ty);
+        let params = gpu.uniform(&format!("{label}.params"), &params)?;
+        let bind_group =
+            gpu.bind_group(&label, &pipeline, &[(0, weights), (2, out), (3, &params)])?;
+        record(encoder, &label, &pipeline, &bind_group, groups);
+        Ok(())
+    }
+
+    /// Checks `weights` against `n_out` rows of `n_in` elements of this type
+    /// and returns the params with `n_cols` left at 0.
+    fn check_weights(
+        &self,
+        gpu: &Gpu,
+        op: &str,
+        weights: &wgpu::Buffer,
+        n_in: u64,
+        n_out: u64,
+    ) -> Result<MatMulParams> {
+        let ty = self.ty;
+        let row_bytes = ty.bytes_for(n_in).ok_or_else(|| {
+            Error::invalid(
+                op,
+                format!(
+                    "n_in = {n_in} is not a multiple of the {ty} block size {}",
+                    ty.block_size()
+                ),
+            )
+        })?;
+        let bytes = checked_mul(op, "weight bytes", n_out, row_bytes)?;
+        let name = format!("{op} weights ({ty}, {n_out} rows of {n_in})");
+        if weights.size() < bytes {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "{name} hold {} bytes, the shape needs {bytes}",
+                    weights.size()
+                ),
+            ));
+        }
+        gpu.check_binding(&name, weights.size())?;
+        // Byte offsets and element indices are u32 in the shaders; read_u32
+        // may touch the word after a row's last byte.
+        to_u32(op, "weight bytes + 8", bytes.saturating_add(8))?;
+        to_u32(
+            op,
+            "n_out * n_in",
+            checked_mul(op, "n_out * n_in", n_out, n_in)?,
+        )?;
+        Ok(MatMulParams {
+            n_in: to_u32(op, "n_in", n_in)?,
+            n_out: to_u32(op, "n_out", n_out)?,
+            n_cols: 0,
+            row_bytes: to_u32(op, "row bytes", row_bytes)?,
+        })
+    }
+}
+
+fn checked_mul(op: &str, what: &str, a: u64, b: u64) -> Result<u64> {
+    a.checked_mul(b)
+        .ok_or_else(|| Error::invalid(op, format!("{what} overflows u64")))
+}
+
+/// The `matmul` grid: output tiles along x, column tiles along y (no fold:
+/// both stay far below 65535 for any model).
+fn tile_workgroups(gpu: &Gpu, op: &str, shape: MatMulShape) -> Result<Workgroups> {
+    let max = gpu.limits().max_compute_workgroups_per_dimension;
+    let dim = |n: u64, tile: u32| -> Result<u32> {
+        let count = n.div_ceil(u64::from(tile));
+        u32::try_from(count)
+            .ok()
+            .filter(|&c| c <= max)
+            .ok_or(Error::DispatchTooLarge {
+                op: op.to_owned(),
+                workgroups: count,
+                limit: u64::from(max),
+            })
+    };
+    Ok(Workgroups {
+        x: dim(shape.n_out, MATMUL_TILE_OUT)?,
+        y: dim(shape.n_cols, MATMUL_TILE_COLS)?,
+        z: 1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shaders::{check_params_layout, find};
+
+    const BEGIN: &str = "// ---- generic: begin ----";
+    const END: &str = "// ---- generic: end ----";
+
+    fn source(shader: &str) -> &'static str {
+        find(shader).map(|s| s.source).unwrap_or_default()
+    }
+
+    fn generic_part(shader: &str) -> &'static str {
+        let s = source(shader);
+        let (Some(b), Some(e)) = (s.find(BEGIN), s.find(END)) else {
+            panic!("{shader}: no generic markers");
+        };
+        &s[b..e]
+    }
+
+    #[test]
+    fn params_match_wgsl_in_every_group() {
+        let fields = crate::params_layout!(MatMulParams, n_in, n_out, n_cols, row_bytes);
+        for shader in GROUP_SHADERS {
+            assert_eq!(
+                check_params_layout(
+                    source(shader),
+                    "MatMulParams",
+                    size_of::<MatMulParams>(),
+                    &fields
+                ),
+                Ok(()),
+                "{shader}"
+            );
+        }
+    }
+
+    #[test]
+    fn generic_parts_are_identical_and_match_the_constants() {
+        let first = generic_part(GROUP_SHADERS[0]);
+        for shader in GROUP_SHADERS {
+            assert_eq!(generic_part(shader), first, "{shader} differs");
+        }
+        for line in [
+            format!("const MV_ROWS: u32 = {MATVEC_ROWS}u;"),
+            format!("const MV_COLS: u32 = {MATVEC_MAX_COLS}u;"),
+            format!("const MM_OUT: u32 = {MATMUL_TILE_OUT}u;"),
+            format!("const MM_COLS: u32 = {MATMUL_TILE_COLS}u;"),
+            format!("@workgroup_size({DEQUANTIZE_WORKGROUP})\nfn dequantize("),
+            format!("* {DEQUANTIZE_WORKGROUP}u + lid;"),
+        ] {
+            assert!(first.contains(&line), "missing `{line}`");
+        }
+    }
+}

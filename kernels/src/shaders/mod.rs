@@ -1,0 +1,56 @@
+//! The WGSL sources in `shaders/`, compiled into the crate, and the naga checks
+//! every one of them must pass.
+
+mod check;
+
+pub use check::{
+    DEVICE_CAPABILITIES, FieldLayout, PORTABLE_CAPABILITIES, check_params_layout, field_size,
+    validate_wgsl, validate_wgsl_with,
+};
+
+/// One WGSL file and what it needs from the device.
+#[derive(Debug, Clone, Copy)]
+pub struct ShaderInfo {
+    /// The name kernels ask the pipeline cache for.
+    pub name: &'static str,
+    /// Path below `shaders/` (a test checks that every file there is listed).
+    pub path: &'static str,
+    /// The WGSL text.
+    pub source: &'static str,
+    /// Uses `enable f16;` (needs SHADER_F16).
+    pub needs_f16: bool,
+    /// Uses subgroup builtins (needs SUBGROUP).
+    pub needs_subgroups: bool,
+}
+
+macro_rules! shader {
+    ($name:literal, $path:literal) => {
+        ShaderInfo {
+            name: $name,
+            path: $path,
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $path)),
+            needs_f16: false,
+            needs_subgroups: false,
+        }
+    };
+}
+
+/// Every shader of seldon.
+pub const ALL: &[ShaderInfo] = &[
+    shader!("argmax", "argmax.wgsl"),
+    shader!("attention", "attention.wgsl"),
+    shader!("copy", "copy.wgsl"),
+    shader!("elementwise", "elementwise.wgsl"),
+    shader!("kv_cache", "kv_cache.wgsl"),
+    shader!("matmul_float", "matmul_float.wgsl"),
+    shader!("matmul_legacy", "matmul_legacy.wgsl"),
+    shader!("rms_norm", "rms_norm.wgsl"),
+    shader!("rope", "rope.wgsl"),
+    shader!("softmax", "softmax.wgsl"),
+    shader!("swiglu", "swiglu.wgsl"),
+];
+
+/// The shader called `name`.
+pub fn find(name: &str) -> Option<&'static ShaderInfo> {
+    ALL.iter().find(|s| s.name == name)
+}

@@ -1,0 +1,82 @@
+//! Shared by the GPU test binaries: the test device and the poisoning helpers.
+
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use seldon_kernels::{Gpu, GpuOptions};
+
+/// The bit pattern every output is filled with before a run: a NaN, so an
+/// element the kernel forgot to write fails the NMSE check.
+pub const POISON: u32 = 0xFFFF_FFFF;
+/// Extra elements after each output that a kernel must leave untouched.
+pub const GUARD: usize = 4;
+
+/// Creates a device with `options`, failing (never skipping) when there is none.
+pub fn new_gpu(options: GpuOptions) -> Gpu {
+    match Gpu::new(options) {
+        Ok(gpu) => gpu,
+        Err(e) => panic!("cannot create the test GPU: {e}"),
+    }
+}
+
+/// One device shared by the tests of a binary (SELDON_DEVICE may pick it).
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| new_gpu(GpuOptions::default()))
+}
+
+/// An output buffer of `n` f32 plus [`GUARD`] more, all poisoned.
+pub fn poisoned_output(gpu: &Gpu, name: &str, n: usize) -> wgpu::Buffer {
+    let bytes = ((n + GUARD) * 4) as u64;
+    let usage = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let buffer = gpu.storage_buffer(name, bytes, usage).unwrap();
+    gpu.fill_u32(name, &buffer, POISON).unwrap();
+    buffer
+}
+
+/// Reads back an output made by [`poisoned_output`]: its first `n` values, after
+/// checking that the guard elements still hold the poison.
+pub fn read_output(gpu: &Gpu, name: &str, buffer: &wgpu::Buffer, n: usize) -> Vec<f32> {
+    let mut all = gpu.read_f32(name, buffer).unwrap();
+    assert!(all.len() >= n + GUARD, "{name}: read {} values", all.len());
+    for (i, v) in all[n..].iter().enumerate() {
+        assert_eq!(
+            v.to_bits(),
+            POISON,
+            "{name}: kernel wrote past the end at {}",
+            n + i
+        );
+    }
+    all.truncate(n);
+    all
+}
+
+/// Lengths that break tiling assumptions: 1, just below/above a workgroup,
+/// several workgroups plus a remainder, and random ones.
+pub fn awkward_len() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(1usize),
+        Just(3),
+        Just(255),
+        Just(256),
+        Just(257),
+        Just(1023),
+        Just(4097),
+        1usize..3000,
+    ]
+}
+
+/// `n` values in [-range, range].
+pub fn values(n: usize, range: f32) -> impl Strategy<Value = Vec<f32>> {
+    proptest::collection::vec(-range..=range, n)
+}
+
+/// Proptest settings for GPU tests: few enough cases to stay fast on lavapipe.
+pub fn gpu_cases() -> ProptestConfig {
+    ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    }
+}

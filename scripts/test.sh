@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The one test command: scripts/test.sh [--full]
+#
+# 1. makes sure a Vulkan driver is present (installs Mesa lavapipe, a software
+#    Vulkan driver, on machines without a GPU driver when run as root),
+# 2. makes sure rustfmt and clippy are installed,
+# 3. fetches the test models (scripts/fetch-models.sh),
+# 4. runs cargo fmt --check, cargo clippy -D warnings and cargo test.
+#
+# The last lines it prints are cargo test's own "test result:" summary.
+#
+# --full also runs the slow checks: it exports SELDON_FULL=1, which tests read
+# to enable their long variants, and runs the steps in full_steps() below.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+usage() {
+    echo "usage: scripts/test.sh [--full]"
+    echo "  --full   also run the slow checks (sets SELDON_FULL=1 for the tests)"
+}
+
+FULL=0
+for arg in "$@"; do
+    case "$arg" in
+        --full) FULL=1 ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            echo "test.sh: unknown argument: $arg" >&2
+            usage >&2
+            exit 2
+            ;;
+    esac
+done
+
+step() {
+    echo
+    echo "==> $*"
+}
+
+# --- Vulkan driver ----------------------------------------------------------
+
+have_vulkan_icd() {
+    local dir f
+    for dir in /usr/share/vulkan/icd.d /etc/vulkan/icd.d; do
+        for f in "$dir"/*.json; do
+            [[ -e "$f" ]] && return 0
+        done
+    done
+    return 1
+}
+
+have_vulkan_loader() {
+    { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null || true; } | grep -q 'libvulkan\.so\.1 '
+}
+
+ensure_vulkan() {
+    if have_vulkan_icd && have_vulkan_loader; then
+        return 0
+    fi
+    local pkgs="mesa-vulkan-drivers libvulkan1"
+    if [[ "$(id -u)" -ne 0 ]]; then
+        echo "test.sh: no Vulkan driver found (no ICD file in /usr/share/vulkan/icd.d or" >&2
+        echo "/etc/vulkan/icd.d, or no libvulkan.so.1). Install Mesa's software driver with:" >&2
+        echo "    sudo apt-get update && sudo apt-get install -y $pkgs" >&2
+        echo "then run scripts/test.sh again." >&2
+        exit 1
+    fi
+    command -v apt-get >/dev/null 2>&1 || {
+        echo "test.sh: no Vulkan driver found and no apt-get: install Mesa's lavapipe" >&2
+        echo "(Vulkan ICD) and the Vulkan loader (libvulkan.so.1) with your package manager." >&2
+        exit 1
+    }
+    step "installing Mesa lavapipe (software Vulkan): $pkgs"
+    DEBIAN_FRONTEND=noninteractive apt-get update
+    # shellcheck disable=SC2086 # the package list is meant to split
+    DEBIAN_FRONTEND=noninteractive apt-get install -y $pkgs
+    if ! { have_vulkan_icd && have_vulkan_loader; }; then
+        echo "test.sh: $pkgs installed but still no Vulkan ICD or libvulkan.so.1" >&2
+        exit 1
+    fi
+}
+
+# --- Rust toolchain components ------------------------------------------------
+
+ensure_components() {
+    command -v cargo >/dev/null 2>&1 || {
+        echo "test.sh: cargo not found: install Rust from https://rustup.rs" >&2
+        exit 1
+    }
+    local missing=()
+    cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+    cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        return 0
+    fi
+    if command -v rustup >/dev/null 2>&1; then
+        step "installing rust components: ${missing[*]}"
+        rustup component add "${missing[@]}"
+    else
+        echo "test.sh: missing ${missing[*]} and no rustup to install them;" >&2
+        echo "install them with your Rust distribution's package manager." >&2
+        exit 1
+    fi
+}
+
+# --- Slow checks (--full) -------------------------------------------------------
+
+# Steps that only --full runs, before the final cargo test. Add new slow
+# checks here as `step "what"` followed by the command; they run from the
+# repository root with SELDON_FULL=1 exported.
+full_steps() {
+    step "full checks: SELDON_FULL=1 is exported to cargo test"
+}
+
+# --- Main -----------------------------------------------------------------------
+
+ensure_vulkan
+ensure_components
+
+step "fetching models"
+scripts/fetch-models.sh
+
+if [[ "$FULL" -eq 1 ]]; then
+    export SELDON_FULL=1
+    full_steps
+fi
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace"
+# Last, so that its "test result:" lines end the output.
+exec cargo test --workspace

@@ -279,7 +279,7 @@ pub fn quantize_row_q5_1(x: &[f32], blocks: &mut [BlockQ5_1]) {
         let mut l = [0u8; QK];
         for (q, &v) in l.iter_mut().zip(xb) {
             // C: (uint8_t)(x + 0.5f), no clamp; the largest value lands on 31.
-            *q = ((v - min) * id + 0.25) as u8;
+            *q = ((v - min) * id + 0.5) as u8;
         }
         (b.qh, b.qs) = pack_q5(&l);
     }

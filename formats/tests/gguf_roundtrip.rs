@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use seldon_formats::GgmlType;
 use seldon_formats::gguf::{
-    Array, GgufError, GgufFile, GgufWriter, MAX_ARRAY_DEPTH, Value, ValueType,
+    ALL_VALUE_TYPES, Array, GgufError, GgufFile, GgufWriter, MAX_ARRAY_DEPTH, Value, ValueType,
 };
 
 /// Equality that compares floats by bits, so NaN payloads must survive too.
@@ -25,28 +25,12 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
-const ALL: [ValueType; 13] = [
-    ValueType::U8,
-    ValueType::I8,
-    ValueType::U16,
-    ValueType::I16,
-    ValueType::U32,
-    ValueType::I32,
-    ValueType::F32,
-    ValueType::Bool,
-    ValueType::String,
-    ValueType::Array,
-    ValueType::U64,
-    ValueType::I64,
-    ValueType::F64,
-];
-
 /// Deepest nesting the random values reach; kept below the cap so that cases
 /// stay small (the cap itself is tested below and in gguf_hardening).
 const GEN_DEPTH: usize = 3;
 
 fn arb_type(depth: usize) -> impl Strategy<Value = ValueType> {
-    let types: Vec<ValueType> = ALL
+    let types: Vec<ValueType> = ALL_VALUE_TYPES
         .iter()
         .copied()
         .filter(|t| depth < GEN_DEPTH || *t != ValueType::Array)

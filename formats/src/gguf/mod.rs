@@ -22,7 +22,7 @@ mod writer;
 pub use error::GgufError;
 pub use reader::GgufFile;
 pub use tensor::TensorInfo;
-pub use value::{Array, Value, ValueType};
+pub use value::{ALL_VALUE_TYPES, Array, Value, ValueType};
 pub use writer::GgufWriter;
 
 /// The four bytes every GGUF file starts with.

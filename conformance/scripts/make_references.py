@@ -61,8 +61,10 @@ import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+# No __pycache__ next to the sources (it would show up as untracked files).
+sys.dont_write_bytecode = True
 sys.path.insert(0, str(SCRIPTS))
-from refgen import cases, llamacpp, output, tiny, tokenize  # noqa: E402
+from refgen import cases, corpus, llamacpp, output, tiny  # noqa: E402
 from refgen.ggml import Ggml  # noqa: E402
 from refgen.texts import SMOLLM2_PROMPTS, TINY_PROMPTS  # noqa: E402
 
@@ -215,10 +217,10 @@ def build_default(stage: pathlib.Path, ggml: Ggml, smollm2: pathlib.Path) -> dic
     suite.smollm2(smollm2, SMOLLM2, "models_dir", "Q4_1")
 
     log("tokenizer corpus")
-    tokenize.write(stage, "tokenizer/smollm2.json", smollm2, SMOLLM2, "models_dir")
+    corpus.write(stage, "tokenizer/smollm2.json", smollm2, SMOLLM2, "models_dir")
     for kind, arch in (("spm", "llama"), ("bpe", "qwen2")):
         rel = f"tiny/{arch}-F32/model.gguf"
-        tokenize.write(stage, f"tokenizer/tiny-{kind}.json", stage / rel, rel, "root")
+        corpus.write(stage, f"tokenizer/tiny-{kind}.json", stage / rel, rel, "root")
 
     header = {**versions(ggml), "settings": llamacpp.CONTEXT_SETTINGS,
               "greedy_tokens": cases.N_GREEDY, "top_k": cases.TOP_K,

@@ -107,13 +107,6 @@ class Model:
             raise LlamaError(f"llama_tokenize needs {-n} tokens, more than {cap}")
         return list(buf[:n])
 
-    def piece(self, token: int) -> bytes:
-        buf = ctypes.create_string_buffer(256)
-        n = lc.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
-        if n < 0:
-            raise LlamaError(f"token {token} has a piece longer than 256 bytes")
-        return buf.raw[:n]
-
     def lora(self, path: pathlib.Path):
         adapter = lc.llama_adapter_lora_init(self.ptr, str(path).encode())
         if not adapter:

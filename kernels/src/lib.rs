@@ -10,6 +10,7 @@ pub mod attention;
 pub mod copy;
 pub mod elementwise;
 pub mod error;
+pub mod get_rows;
 pub mod gpu;
 pub mod kv_cache;
 pub mod matmul;

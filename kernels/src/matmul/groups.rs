@@ -11,6 +11,8 @@ pub fn shader_for(ty: GgmlType) -> Option<&'static str> {
     match ty {
         F32 | F16 | BF16 => Some("matmul_float"),
         Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 => Some("matmul_legacy"),
+        Q2_K | Q3_K | Q4_K | Q5_K | Q6_K => Some("matmul_kquants"),
+        TQ1_0 | TQ2_0 => Some("matmul_ternary"),
         _ => None,
     }
 }
@@ -24,11 +26,33 @@ pub const SUPPORTED_TYPES: &[GgmlType] = &[
     GgmlType::Q5_0,
     GgmlType::Q5_1,
     GgmlType::Q8_0,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
     GgmlType::BF16,
+    GgmlType::TQ1_0,
+    GgmlType::TQ2_0,
 ];
 
 /// Every shader [`shader_for`] may return; their generic parts must match.
-pub const GROUP_SHADERS: &[&str] = &["matmul_float", "matmul_legacy"];
+pub const GROUP_SHADERS: &[&str] = &[
+    "matmul_float",
+    "matmul_legacy",
+    "matmul_kquants",
+    "matmul_ternary",
+];
+
+/// The decode entry point for `ty` in its shader: `matvec`, or for the
+/// ternary types `matvec_ternary`, which sums activations by trit instead of
+/// multiplying by decoded weights (shaders/matmul_ternary.wgsl).
+pub fn matvec_entry(ty: GgmlType) -> &'static str {
+    match ty {
+        GgmlType::TQ1_0 | GgmlType::TQ2_0 => "matvec_ternary",
+        _ => "matvec",
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,8 @@
 //! tiled `matmul` for prefill; [`MatMulPath`] forces one. A third entry point,
 //! `dequantize`, writes the decoded weights as f32 so that tests can hold the
 //! GPU decoder to the CPU dequantizer value by value. [`reference`] is the
-//! CPU oracle.
+//! CPU oracle. [`MatVecQ8Dot4`] is an opt-in decode variant for Q8_0/Q4_0
+//! that quantizes activations to Q8_0 on the GPU and uses `dot4I8Packed`.
 //!
 //! # Adding weight types (Q2_K..Q6_K, TQ1_0, TQ2_0, ...)
 //! WGSL has no includes, so each group of types is one self-contained shader:
@@ -29,6 +30,7 @@
 //! Every group's kernels see whole groups of 8 elements, so `n_in` must be a
 //! multiple of the type's block size (any `n_in` for F32/F16/BF16).
 
+mod dot4;
 mod groups;
 mod reference;
 
@@ -41,7 +43,11 @@ use crate::args::{check_f32_len, record, to_u32};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Workgroups};
 
-pub use groups::{GROUP_SHADERS, SUPPORTED_TYPES, shader_for};
+pub use dot4::{
+    MatVecQ8Dot4, Q8_DOT4_TYPES, XQ_WORDS_PER_BLOCK, quantize_activations_reference,
+    reference_q8_activations,
+};
+pub use groups::{GROUP_SHADERS, SUPPORTED_TYPES, matvec_entry, shader_for};
 pub use reference::{dequantize_reference, reference};
 
 /// The most activation columns `matvec` takes (its accumulators are fixed).
@@ -112,7 +118,7 @@ impl MatMul {
         Ok(Self {
             ty,
             shader,
-            matvec: gpu.pipeline(shader, "matvec", &overrides)?,
+            matvec: gpu.pipeline(shader, matvec_entry(ty), &overrides)?,
             matmul: gpu.pipeline(shader, "matmul", &overrides)?,
         })
     }
@@ -163,16 +169,8 @@ impl MatMul {
                 ),
             ));
         }
-        let params = self.check_weights(gpu, op, weights, shape.n_in, shape.n_out)?;
-        let x_len = checked_mul(op, "n_cols * n_in", shape.n_cols, shape.n_in)?;
-        let y_len = checked_mul(op, "n_cols * n_out", shape.n_cols, shape.n_out)?;
-        check_f32_len(op, "x", x, x_len)?;
-        check_f32_len(op, "y", y, y_len)?;
-        gpu.check_binding(&format!("{op} x"), x.size())?;
-        gpu.check_binding(&format!("{op} y"), y.size())?;
-        // The shaders index x and y with u32.
-        to_u32(op, "n_cols * n_in", x_len)?;
-        to_u32(op, "n_cols * n_out", y_len)?;
+        let params = weight_params(gpu, op, self.ty, weights, shape.n_in, shape.n_out)?;
+        check_activations(gpu, op, x, y, shape)?;
         let params = MatMulParams {
             n_cols: to_u32(op, "n_cols", shape.n_cols)?,
             ..params
@@ -209,7 +207,7 @@ impl MatMul {
         n_out: u64,
     ) -> Result<()> {
         let op = "dequantize";
-        let params = self.check_weights(gpu, op, weights, n_in, n_out)?;
+        let params = weight_params(gpu, op, self.ty, weights, n_in, n_out)?;
         let elements = checked_mul(op, "n_out * n_in", n_out, n_in)?;
         check_f32_len(op, "out", out, elements)?;
         gpu.check_binding("dequantize out", out.size())?;
@@ -227,54 +225,73 @@ impl MatMul {
         record(encoder, &label, &pipeline, &bind_group, groups);
         Ok(())
     }
+}
 
-    /// Checks `weights` against `n_out` rows of `n_in` elements of this type
-    /// and returns the params with `n_cols` left at 0.
-    fn check_weights(
-        &self,
-        gpu: &Gpu,
-        op: &str,
-        weights: &wgpu::Buffer,
-        n_in: u64,
-        n_out: u64,
-    ) -> Result<MatMulParams> {
-        let ty = self.ty;
-        let row_bytes = ty.bytes_for(n_in).ok_or_else(|| {
-            Error::invalid(
-                op,
-                format!(
-                    "n_in = {n_in} is not a multiple of the {ty} block size {}",
-                    ty.block_size()
-                ),
-            )
-        })?;
-        let bytes = checked_mul(op, "weight bytes", n_out, row_bytes)?;
-        let name = format!("{op} weights ({ty}, {n_out} rows of {n_in})");
-        if weights.size() < bytes {
-            return Err(Error::invalid(
-                op,
-                format!(
-                    "{name} hold {} bytes, the shape needs {bytes}",
-                    weights.size()
-                ),
-            ));
-        }
-        gpu.check_binding(&name, weights.size())?;
-        // Byte offsets and element indices are u32 in the shaders; read_u32
-        // may touch the word after a row's last byte.
-        to_u32(op, "weight bytes + 8", bytes.saturating_add(8))?;
-        to_u32(
+/// Checks `weights` against `n_out` rows of `n_in` elements of type `ty` and
+/// returns the params with `n_cols` left at 0.
+fn weight_params(
+    gpu: &Gpu,
+    op: &str,
+    ty: GgmlType,
+    weights: &wgpu::Buffer,
+    n_in: u64,
+    n_out: u64,
+) -> Result<MatMulParams> {
+    let row_bytes = ty.bytes_for(n_in).ok_or_else(|| {
+        Error::invalid(
             op,
-            "n_out * n_in",
-            checked_mul(op, "n_out * n_in", n_out, n_in)?,
-        )?;
-        Ok(MatMulParams {
-            n_in: to_u32(op, "n_in", n_in)?,
-            n_out: to_u32(op, "n_out", n_out)?,
-            n_cols: 0,
-            row_bytes: to_u32(op, "row bytes", row_bytes)?,
-        })
+            format!(
+                "n_in = {n_in} is not a multiple of the {ty} block size {}",
+                ty.block_size()
+            ),
+        )
+    })?;
+    let bytes = checked_mul(op, "weight bytes", n_out, row_bytes)?;
+    let name = format!("{op} weights ({ty}, {n_out} rows of {n_in})");
+    if weights.size() < bytes {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "{name} hold {} bytes, the shape needs {bytes}",
+                weights.size()
+            ),
+        ));
     }
+    gpu.check_binding(&name, weights.size())?;
+    // Byte offsets and element indices are u32 in the shaders; read_u32
+    // may touch the word after a row's last byte.
+    to_u32(op, "weight bytes + 8", bytes.saturating_add(8))?;
+    to_u32(
+        op,
+        "n_out * n_in",
+        checked_mul(op, "n_out * n_in", n_out, n_in)?,
+    )?;
+    Ok(MatMulParams {
+        n_in: to_u32(op, "n_in", n_in)?,
+        n_out: to_u32(op, "n_out", n_out)?,
+        n_cols: 0,
+        row_bytes: to_u32(op, "row bytes", row_bytes)?,
+    })
+}
+
+/// Checks that `x` and `y` hold what `shape` implies and fit the u32
+/// indexing of the shaders and a storage binding.
+fn check_activations(
+    gpu: &Gpu,
+    op: &str,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    shape: MatMulShape,
+) -> Result<()> {
+    let x_len = checked_mul(op, "n_cols * n_in", shape.n_cols, shape.n_in)?;
+    let y_len = checked_mul(op, "n_cols * n_out", shape.n_cols, shape.n_out)?;
+    check_f32_len(op, "x", x, x_len)?;
+    check_f32_len(op, "y", y, y_len)?;
+    gpu.check_binding(&format!("{op} x"), x.size())?;
+    gpu.check_binding(&format!("{op} y"), y.size())?;
+    to_u32(op, "n_cols * n_in", x_len)?;
+    to_u32(op, "n_cols * n_out", y_len)?;
+    Ok(())
 }
 
 fn checked_mul(op: &str, what: &str, a: u64, b: u64) -> Result<u64> {

@@ -186,7 +186,7 @@ impl KvWrite {
         let row_len = layout
             .row_len()
             .ok_or_else(|| Error::invalid(op, format!("{layout:?} overflows u64")))?;
-        if row_len % 2 != 0 {
+        if !row_len.is_multiple_of(2) {
             return Err(Error::invalid(
                 op,
                 format!("row length {row_len} is odd: f16 pairs would straddle tokens"),

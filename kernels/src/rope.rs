@@ -254,7 +254,7 @@ impl Rope {
 
 fn params(op: &str, shape: RopeShape, config: &RopeConfig) -> Result<RopeParams> {
     let n_dims = config.n_dims;
-    if n_dims % 2 != 0 || n_dims > shape.head_dim || n_dims > MAX_N_DIMS {
+    if !n_dims.is_multiple_of(2) || n_dims > shape.head_dim || n_dims > MAX_N_DIMS {
         return Err(Error::invalid(
             op,
             format!(

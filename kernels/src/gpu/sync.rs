@@ -33,6 +33,10 @@ pub(crate) struct DeviceState {
     lost: AtomicBool,
     lost_reason: Mutex<Option<String>>,
     uncaptured: Mutex<Vec<String>>,
+    // wgpu 30.0.1 races when two threads poll at once: a waiting poll can see
+    // the queue emptied by the other one and trip an assert in Device::maintain
+    // (gfx-rs/wgpu#9958). Polls are serialized until that fix is released.
+    poll_lock: Mutex<()>,
 }
 
 impl DeviceState {
@@ -151,6 +155,11 @@ impl Gpu {
 
     /// One `Device::poll`, with a panic inside wgpu turned into a lost device.
     fn poll_guarded(&self, poll: wgpu::PollType) -> Result<Option<wgpu::PollStatus>> {
+        let _serial = self
+            .state
+            .poll_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match catch_unwind(AssertUnwindSafe(|| self.device.poll(poll))) {
             Ok(Ok(status)) => Ok(Some(status)),
             Ok(Err(wgpu::PollError::Timeout)) => Ok(None),

@@ -5,12 +5,18 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 use crate::error::{Error, Result};
 
-/// What a shader may use without any optional feature.
-pub const PORTABLE_CAPABILITIES: Capabilities = Capabilities::empty();
+/// What a shader may use without any optional feature. `pack2x16float` /
+/// `unpack2x16float` (f16 KV caches, f16 fields of quant blocks) are core WGSL,
+/// but naga gates them behind SHADER_FLOAT16_IN_FLOAT32, which wgpu grants from
+/// the downlevel flag SHADER_F16_IN_F32: present on every WebGPU-class device,
+/// absent on GLES and on Mesa Vulkan drivers without SHADER_F16. There, such a
+/// pipeline fails to build with `Error::Shader` rather than at run time.
+pub const PORTABLE_CAPABILITIES: Capabilities = Capabilities::SHADER_FLOAT16_IN_FLOAT32;
 
 /// Everything seldon may request from a device (f16, subgroups, i64). Shaders
 /// are validated against this set: anything beyond it could never run.
-pub const DEVICE_CAPABILITIES: Capabilities = Capabilities::SHADER_FLOAT16
+pub const DEVICE_CAPABILITIES: Capabilities = PORTABLE_CAPABILITIES
+    .union(Capabilities::SHADER_FLOAT16)
     .union(Capabilities::SUBGROUP)
     .union(Capabilities::SUBGROUP_BARRIER)
     .union(Capabilities::SHADER_INT64);

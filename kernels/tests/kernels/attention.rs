@@ -146,7 +146,7 @@ fn split_and_direct_agree_on_long_context_decode() {
     };
     let kernel = Attention::new(gpu(), 64, KvType::F16).unwrap();
     let chunk = kernel.auto_chunk(&shape).unwrap();
-    assert!(chunk < shape.n_kv() && chunk % kernel.keys_per_tile() == 0);
+    assert!(chunk < shape.n_kv() && chunk.is_multiple_of(kernel.keys_per_tile()));
     for kv in [KvType::F16, KvType::F32] {
         check(&shape, kv, KvSplit::Auto, 64, 7);
         // A scratch too small for the automatic split gets fewer splits.

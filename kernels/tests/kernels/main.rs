@@ -10,6 +10,7 @@ mod argmax;
 mod attention;
 mod copy;
 mod elementwise;
+mod get_rows;
 mod kv_cache;
 mod rms_norm;
 mod rope;

@@ -27,7 +27,6 @@ const Q3_K: u32 = 11u;
 const Q4_K: u32 = 12u;
 const Q5_K: u32 = 13u;
 const Q6_K: u32 = 14u;
-
 const BYTE_SHIFTS = vec4<u32>(0u, 8u, 16u, 24u);
 
 // Byte offset of the super-block (32 groups) holding group g of `row`.

@@ -23,7 +23,6 @@ override WEIGHT_TYPE: u32;
 
 const TQ1_0: u32 = 34u;
 const TQ2_0: u32 = 35u;
-
 const BYTE_SHIFTS = vec4<u32>(0u, 8u, 16u, 24u);
 
 // Elements 8g..8g+7 as codes t + 1 (0, 1, 2; raw TQ2_0 bytes may hold 3,
@@ -74,8 +73,7 @@ fn dequant_tq2_0(row: u32, g: u32) -> T8 {
     return T8((q.xxxx >> s) & vec4<u32>(3u), (q.yyyy >> s) & vec4<u32>(3u), read_f16(blk + 64u));
 }
 
-// Elements 8g..8g+7 of weight row `row`, as codes and scale; the host picks
-// only these types.
+// Elements 8g..8g+7 of weight row `row`, as codes and scale (TQ types only).
 fn trits8(row: u32, g: u32) -> T8 {
     switch WEIGHT_TYPE {
         case TQ1_0: { return dequant_tq1_0(row, g); }
@@ -93,9 +91,9 @@ fn dequant8(row: u32, g: u32) -> W8 {
 
 // sum_i (t_i - 1) * x_i over four codes by adding and subtracting activations.
 fn trit_sum4(t: vec4<u32>, xv: vec4<f32>) -> f32 {
-    let zero = vec4<f32>();
-    let plus = select(zero, xv, t >= vec4<u32>(2u)) + select(zero, xv, t == vec4<u32>(3u));
-    let v = plus - select(zero, xv, t == vec4<u32>(0u));
+    let z = vec4<f32>();
+    let plus = select(z, xv, t >= vec4(2u)) + select(z, xv, t == vec4(3u));
+    let v = plus - select(z, xv, t == vec4(0u));
     return (v.x + v.y) + (v.z + v.w);
 }
 

@@ -21,6 +21,12 @@ enum Command {
     /// Show a model file's architecture, hyperparameters, tokenizer and tensors
     /// (GGUF or safetensors; does not touch the GPU).
     Info(InfoArgs),
+    /// Generate text from a prompt (streams the text; timings on stderr).
+    Run(seldon_engine::generate::run::RunArgs),
+    /// Print the token ids of a text, as llama.cpp's llama_tokenize gives them.
+    Tokenize(seldon_engine::cli::tokenize::TokenizeArgs),
+    /// Write a model with a real model's shapes and random weights (GGUF).
+    Synth(seldon_engine::cli::synth::SynthArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +67,12 @@ fn info(args: &InfoArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::Error::new(e).context("writing to stdout"))
 }
 
+fn run(args: &seldon_engine::generate::run::RunArgs) -> anyhow::Result<()> {
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+    seldon_engine::generate::run::run(args, &mut out, &mut err)?;
+    Ok(())
+}
+
 /// True when the error is stdout closed early (`seldon info ... | head`),
 /// which is the reader's choice, not a failure.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -72,10 +84,20 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 fn main() -> ExitCode {
     // clap exits with 2 on usage errors and 0 for --help/--version.
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(seldon_engine::generate::run::normalize_llama_flags(
+        std::env::args_os(),
+    ));
     init_tracing();
     let result = match &cli.command {
         Command::Info(args) => info(args),
+        Command::Run(args) => run(args),
+        Command::Tokenize(args) => {
+            seldon_engine::cli::tokenize::run(args, &mut std::io::stdout().lock())
+                .map_err(Into::into)
+        }
+        Command::Synth(args) => {
+            seldon_engine::cli::synth::run(args, &mut std::io::stderr()).map_err(Into::into)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,7 +105,14 @@ fn main() -> ExitCode {
         Err(e) => {
             // The library's messages already include their causes, so `{:#}`
             // (which appends each cause) would repeat them. One line, always.
-            let msg = if e.downcast_ref::<seldon_engine::info::InfoError>().is_some() {
+            let msg = if e.downcast_ref::<seldon_engine::info::InfoError>().is_some()
+                || e.downcast_ref::<seldon_engine::generate::run::RunError>()
+                    .is_some()
+                || e.downcast_ref::<seldon_engine::cli::tokenize::TokenizeError>()
+                    .is_some()
+                || e.downcast_ref::<seldon_engine::synth::SynthError>()
+                    .is_some()
+            {
                 e.to_string()
             } else {
                 format!("{e:#}")

@@ -17,7 +17,7 @@ use seldon_formats::gguf::{GgufError, GgufFile};
 use seldon_formats::safetensors::{SafetensorsError, SafetensorsFile};
 use serde::Serialize;
 
-pub use metadata::{Hyperparameters, TokenizerSummary};
+pub use metadata::{ARRAY_INLINE_MAX, Hyperparameters, TokenizerSummary};
 
 /// Errors from [`inspect`].
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +109,7 @@ pub struct ModelInfo {
     /// `general.architecture` (`None` for safetensors).
     pub architecture: Option<String>,
     /// Every metadata key in file order. Arrays longer than
-    /// [`metadata::ARRAY_INLINE_MAX`] appear as `{"array_of": TYPE, "len": N}`.
+    /// [`ARRAY_INLINE_MAX`] appear as `{"array_of": TYPE, "len": N}`.
     #[serde(serialize_with = "metadata::serialize_ordered")]
     pub metadata: Vec<(String, serde_json::Value)>,
     /// The `<arch>.*` keys, prefix removed.

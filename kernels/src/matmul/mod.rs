@@ -25,7 +25,9 @@
 //! 3. Add one arm to `groups::shader_for` and the types to [`SUPPORTED_TYPES`]
 //!    and the shader to [`GROUP_SHADERS`]. The tests in `groups` check that the
 //!    WGSL type ids and block sizes are ggml's; add the types to the lists in
-//!    kernels/tests/matmul_gpu.rs to run the GPU checks on them.
+//!    kernels/tests/matmul_gpu.rs to run the GPU checks on them. A group may
+//!    bring its own decode kernel beside the generic one: name it in
+//!    [`matvec_entry`] (the ternary types do, to sum activations by trit).
 //!
 //! Every group's kernels see whole groups of 8 elements, so `n_in` must be a
 //! multiple of the type's block size (any `n_in` for F32/F16/BF16).

@@ -1,0 +1,5 @@
+//! Arguments and bodies of `seldon` subcommands that live in the library, so
+//! that the binary stays a thin dispatcher and tests can call them directly.
+
+pub mod synth;
+pub mod tokenize;

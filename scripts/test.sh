@@ -115,6 +115,11 @@ ensure_components() {
 # repository root with SELDON_FULL=1 exported.
 full_steps() {
     step "full checks: SELDON_FULL=1 is exported to cargo test"
+    step "full: the reference generator reproduces the committed references (builds the venv)"
+    scripts/python-env.sh >/dev/null
+    "$ROOT/.venv-ref/bin/python" conformance/scripts/make_references.py --check
+    step "full: extended conformance references (SmolLM2 re-quantized by llama.cpp)"
+    "$ROOT/.venv-ref/bin/python" conformance/scripts/make_references.py --extended
 }
 
 # --- Main -----------------------------------------------------------------------
@@ -124,6 +129,8 @@ ensure_components
 
 step "fetching models"
 scripts/fetch-models.sh
+step "fetching llama.cpp's tokenizer test vocabularies"
+scripts/fetch-vocabs.sh
 
 if [[ "$FULL" -eq 1 ]]; then
     export SELDON_FULL=1

@@ -16,7 +16,11 @@ use seldon_conformance::run::{Backend, Engine};
 use seldon_conformance::table::{markdown, run_all};
 
 #[derive(Debug, Parser)]
-#[command(name = "seldon-conformance", version, about = "Compare seldon with llama.cpp")]
+#[command(
+    name = "seldon-conformance",
+    version,
+    about = "Compare seldon with llama.cpp"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,7 +56,11 @@ enum Command {
         #[arg(short = 'm', long = "model")]
         model: PathBuf,
         /// A text to tokenize (with BOS as the model adds it).
-        #[arg(long, conflicts_with = "tokens_file", required_unless_present = "tokens_file")]
+        #[arg(
+            long,
+            conflicts_with = "tokens_file",
+            required_unless_present = "tokens_file"
+        )]
         text_file: Option<PathBuf>,
         /// Token ids: a JSON list, or ids separated by whitespace or commas.
         #[arg(long)]
@@ -73,7 +81,12 @@ enum Command {
         #[arg(long)]
         base: PathBuf,
         /// Run seldon on this model over the base file's tokens.
-        #[arg(short = 'm', long = "model", conflicts_with = "other", required_unless_present = "other")]
+        #[arg(
+            short = 'm',
+            long = "model",
+            conflicts_with = "other",
+            required_unless_present = "other"
+        )]
         model: Option<PathBuf>,
         /// Compare with a second base file instead.
         #[arg(long)]
@@ -92,7 +105,11 @@ enum Command {
 }
 
 fn engine(common: &Common) -> Result<Engine> {
-    let backend = if common.cpu { Backend::Cpu } else { Backend::Gpu };
+    let backend = if common.cpu {
+        Backend::Cpu
+    } else {
+        Backend::Gpu
+    };
     Engine::new(backend).with_context(|| format!("cannot start the {} backend", backend.name()))
 }
 
@@ -132,7 +149,8 @@ fn run(cli: Cli) -> Result<bool> {
                 _ => anyhow::bail!("give exactly one of --text-file and --tokens-file"),
             };
             let case = make_reference(&model, &source, &out, f64_reference)?;
-            let loaded = LoadedCase::open(&case).context("the reference just written does not read back")?;
+            let loaded =
+                LoadedCase::open(&case).context("the reference just written does not read back")?;
             if json {
                 print_json(&serde_json::json!({
                     "case": case,
@@ -185,9 +203,16 @@ fn table(references: Option<&Path>, common: &Common) -> Result<bool> {
     // A case skipped for an absent external model is not a failure; one that
     // errs or that the engine cannot run yet is.
     let pass = outcomes.iter().all(|o| {
-        o.passed() || matches!(o.outcome, seldon_conformance::table::Outcome::Skipped { .. })
+        o.passed()
+            || matches!(
+                o.outcome,
+                seldon_conformance::table::Outcome::Skipped { .. }
+            )
     });
-    let llama = format!("{} (llama-cpp-python {})", refs.manifest.llama_cpp_commit, refs.manifest.llama_cpp_python);
+    let llama = format!(
+        "{} (llama-cpp-python {})",
+        refs.manifest.llama_cpp_commit, refs.manifest.llama_cpp_python
+    );
     if common.json {
         print_json(&serde_json::json!({
             "backend": backend,
@@ -205,7 +230,9 @@ fn main() -> ExitCode {
     // clap exits with status 2 on usage errors and 0 for --help/--version.
     let cli = Cli::parse();
     let json = match &cli.command {
-        Command::Check { common, .. } | Command::Kld { common, .. } | Command::Table { common, .. } => common.json,
+        Command::Check { common, .. }
+        | Command::Kld { common, .. }
+        | Command::Table { common, .. } => common.json,
         Command::MakeReference { json, .. } => *json,
     };
     match run(cli) {

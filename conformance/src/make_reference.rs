@@ -68,7 +68,12 @@ pub fn check_python(python: &str) -> Result<()> {
 
 /// Runs the script; returns the case file written (its logits lie beside it
 /// as `<stem>.logits.npy`).
-pub fn make_reference(model: &Path, source: &Source, out: &Path, f64_reference: bool) -> Result<PathBuf> {
+pub fn make_reference(
+    model: &Path,
+    source: &Source,
+    out: &Path,
+    f64_reference: bool,
+) -> Result<PathBuf> {
     let python = python();
     check_python(&python)?;
     let script = script();
@@ -79,7 +84,11 @@ pub fn make_reference(model: &Path, source: &Source, out: &Path, f64_reference: 
         )));
     }
     let mut cmd = Command::new(&python);
-    cmd.arg(&script).arg("--model").arg(model).arg("--out").arg(out);
+    cmd.arg(&script)
+        .arg("--model")
+        .arg(model)
+        .arg("--out")
+        .arg(out);
     match source {
         Source::TextFile(f) => cmd.arg("--text-file").arg(f),
         Source::TokensFile(f) => cmd.arg("--tokens-file").arg(f),
@@ -107,7 +116,9 @@ mod tests {
 
     #[test]
     fn a_missing_interpreter_says_how_to_install() {
-        let e = check_python("/nonexistent/python-for-seldon").unwrap_err().to_string();
+        let e = check_python("/nonexistent/python-for-seldon")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("SELDON_PYTHON"), "{e}");
         assert!(e.contains("pip install llama-cpp-python==0.3.36"), "{e}");
         assert!(script().is_file());

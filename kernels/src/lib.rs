@@ -7,6 +7,7 @@
 pub mod argmax;
 mod args;
 pub mod attention;
+pub mod convert;
 pub mod copy;
 pub mod elementwise;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod rope;
 pub mod shaders;
 pub mod softmax;
 pub mod swiglu;
+pub mod timing;
 pub mod tolerance;
 
 pub use error::{Error, Result};

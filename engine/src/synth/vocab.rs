@@ -241,4 +241,57 @@ mod tests {
         let unique: std::collections::HashSet<_> = chars.iter().collect();
         assert_eq!(unique.len(), 256);
     }
+
+    /// Expected strings from jinja2 set up as transformers sets it up.
+    #[test]
+    fn templates_render_the_real_formats() {
+        use crate::chat_template::{ChatMessage, ChatTemplate};
+        let conversation = [
+            ChatMessage::new("system", " Be nice. "),
+            ChatMessage::new("user", "Hi\n"),
+        ];
+        let llama3 = ChatTemplate::new(LLAMA3_TEMPLATE)
+            .unwrap()
+            .with_special_tokens("<|begin_of_text|>", "<|eot_id|>");
+        assert_eq!(
+            llama3.render(&conversation, true).unwrap(),
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe nice.<|eot_id|>\
+             <|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>\
+             <|start_header_id|>assistant<|end_header_id|>\n\n"
+        );
+        let chatml = ChatTemplate::new(CHATML_TEMPLATE).unwrap();
+        assert_eq!(
+            chatml.render(&conversation, true).unwrap(),
+            "<|im_start|>system\n Be nice. <|im_end|>\n<|im_start|>user\nHi\n<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
+    fn vocabularies_have_the_real_sizes_and_special_ids() {
+        for shape in &crate::synth::SHAPES {
+            let kv = tokenizer_metadata(shape);
+            let get = |k: &str| {
+                kv.iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap()
+            };
+            let tokens = match get("tokenizer.ggml.tokens") {
+                Value::Array(a) => a,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(tokens.len() as u64, shape.n_vocab, "{}", shape.name);
+            let text = |key: &str| {
+                let id = get(key).as_u64().unwrap() as usize;
+                tokens.items[id].as_str().unwrap().to_owned()
+            };
+            let (bos, eos) = match shape.vocab {
+                VocabStyle::SmolLm => ("<|im_start|>", "<|im_end|>"),
+                VocabStyle::Qwen2 => ("<|endoftext|>", "<|im_end|>"),
+                VocabStyle::Llama3 => ("<|begin_of_text|>", "<|eot_id|>"),
+            };
+            assert_eq!(text("tokenizer.ggml.bos_token_id"), bos, "{}", shape.name);
+            assert_eq!(text("tokenizer.ggml.eos_token_id"), eos, "{}", shape.name);
+        }
+    }
 }

@@ -39,6 +39,7 @@ macro_rules! shader {
 pub const ALL: &[ShaderInfo] = &[
     shader!("argmax", "argmax.wgsl"),
     shader!("attention", "attention.wgsl"),
+    shader!("convert", "convert.wgsl"),
     shader!("copy", "copy.wgsl"),
     shader!("elementwise", "elementwise.wgsl"),
     shader!("get_rows", "get_rows.wgsl"),

@@ -8,6 +8,7 @@ mod common;
 
 mod argmax;
 mod attention;
+mod convert;
 mod copy;
 mod elementwise;
 mod get_rows;

@@ -9,8 +9,6 @@
 //! timestamps at the bottom of the pipe, so a mark is taken once everything
 //! recorded before it has finished, which is what a kernel time needs.
 
-use std::sync::Arc;
-
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 

@@ -177,6 +177,9 @@ mod tests {
         assert_eq!(adapter_slug(&gl), "llvmpipe");
         let nv = summary("NVIDIA GeForce RTX 4090 (PCIe)", wgpu::Backend::Vulkan);
         assert_eq!(adapter_slug(&nv), "nvidia-geforce-rtx-4090");
-        assert_eq!(adapter_slug(&summary("()", wgpu::Backend::Vulkan)), "unknown");
+        assert_eq!(
+            adapter_slug(&summary("()", wgpu::Backend::Vulkan)),
+            "unknown"
+        );
     }
 }

@@ -218,8 +218,8 @@ pub fn save(dir: &Path, records: &[Record], meta: &RunMeta) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = result_path(dir, meta);
     let json = render(records, Format::Json, meta)?;
-    let mut file = std::fs::File::create_new(&path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let mut file =
+        std::fs::File::create_new(&path).with_context(|| format!("creating {}", path.display()))?;
     file.write_all(json.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)

@@ -238,15 +238,25 @@ impl CaseReport {
             let _ = writeln!(s, "  {name:<28} {:>12} {:>14}", g(v), fr(r));
         }
         let gr = &self.greedy;
+        let asserted = row(self.class).limits.greedy_margin.is_some();
         let _ = writeln!(
             s,
-            "  greedy: {} (llama.cpp's margin exceeds the limit for the first {} of {} steps)",
+            "  greedy: {}; llama.cpp's margin exceeds {} for the first {} of {} steps ({})",
             gr.first_divergence.map_or_else(
                 || "identical".to_string(),
                 |d| format!("first divergence at step {d}")
             ),
+            row(self.class)
+                .limits
+                .greedy_margin
+                .unwrap_or(DEFAULT_GREEDY_MARGIN),
             gr.steps_to_compare,
-            gr.reference.len()
+            gr.reference.len(),
+            if asserted {
+                "those must agree"
+            } else {
+                "reported, not asserted for this class"
+            }
         );
         if let Some(t) = &self.tokenization {
             let _ = writeln!(

@@ -73,7 +73,7 @@ impl Summary {
         let mut v = values.to_vec();
         v.sort_by(f64::total_cmp);
         let n = v.len();
-        let median = if n % 2 == 0 {
+        let median = if n.is_multiple_of(2) {
             0.5 * (v[n / 2 - 1] + v[n / 2])
         } else {
             v[n / 2]
@@ -214,7 +214,7 @@ pub fn compare(
     n_vocab: usize,
     tokens: &[u32],
 ) -> Result<Metrics> {
-    if n_vocab == 0 || ours.len() % n_vocab != 0 {
+    if n_vocab == 0 || !ours.len().is_multiple_of(n_vocab) {
         return Err(ConformanceError::Invalid(format!(
             "{} logits are not rows of {n_vocab}",
             ours.len()

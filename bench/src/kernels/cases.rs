@@ -166,8 +166,7 @@ impl Case {
             CaseKind::Copy { elements } => elements * 8,
             CaseKind::Convert { elements, .. } => elements * 6,
             CaseKind::Matvec(m) | CaseKind::MatvecDot4(m) | CaseKind::Matmul(m) => {
-                weight_bytes(m.ty, m.n_in, m.n_out).unwrap_or(0)
-                    + 4 * m.n_cols * (m.n_in + m.n_out)
+                weight_bytes(m.ty, m.n_in, m.n_out).unwrap_or(0) + 4 * m.n_cols * (m.n_in + m.n_out)
             }
             CaseKind::Attention(a) => {
                 let cache = 2 * a.n_kv() * a.n_head_kv * a.head_dim * a.kv.element_bytes();
@@ -237,7 +236,11 @@ pub fn all_cases(plan: &Plan) -> Vec<Case> {
     let shapes: Vec<(u64, u64)> = if plan.quick {
         vec![QUICK_SHAPE]
     } else {
-        SMOLLM2_SHAPES.iter().chain(&LARGE_SHAPES).copied().collect()
+        SMOLLM2_SHAPES
+            .iter()
+            .chain(&LARGE_SHAPES)
+            .copied()
+            .collect()
     };
     let products = |types: &[GgmlType], n_cols: u64| -> Vec<MatShape> {
         types
@@ -254,7 +257,8 @@ pub fn all_cases(plan: &Plan) -> Vec<Case> {
             })
             .collect()
     };
-    let kernels: [(&'static str, &[GgmlType], u64, fn(MatShape) -> CaseKind); 3] = [
+    type Product<'a> = (&'static str, &'a [GgmlType], u64, fn(MatShape) -> CaseKind);
+    let kernels: [Product<'_>; 3] = [
         ("matvec", &plan.types, 1, CaseKind::Matvec),
         ("matvec_q8_dot4", &plan.dot4_types, 1, CaseKind::MatvecDot4),
         ("matmul", &plan.types, plan.n_prompt, CaseKind::Matmul),
@@ -394,7 +398,10 @@ mod tests {
         };
         assert!(matches(&case, &[]));
         assert!(matches(&case, &["tq2_0".into()]));
-        assert!(matches(&case, &["nope".into(), "matvec/TQ2_0/2048x6144".into()]));
+        assert!(matches(
+            &case,
+            &["nope".into(), "matvec/TQ2_0/2048x6144".into()]
+        ));
         assert!(!matches(&case, &["matmul".into()]));
     }
 }

@@ -62,7 +62,9 @@ impl<'a> Timer<'a> {
     pub fn time(&self, record: &mut Recorder<'_>, warmup: u32, runs: u32) -> Result<RunTimes> {
         let gpu = self.gpu;
         if let Some(timer) = &self.timer {
-            return Ok(time_runs(gpu, timer, warmup, runs, |enc, i| record(enc, i))?);
+            return Ok(time_runs(gpu, timer, warmup, runs, |enc, i| {
+                record(enc, i)
+            })?);
         }
         let mut ns = Vec::with_capacity(runs as usize);
         for i in 0..warmup + runs {

@@ -6,6 +6,7 @@ pub mod measure;
 pub mod setup;
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use anyhow::{Context, Result};
 use seldon_formats::GgmlType;
@@ -96,10 +97,11 @@ pub fn run(gpu: &Gpu, cases: &[Case], options: &KernelsOptions, meta: &RunMeta) 
         let outcome = (|| -> Result<(f64, f64, f64, u64)> {
             let pool = match case.kind {
                 CaseKind::Matvec(m) | CaseKind::MatvecDot4(m) | CaseKind::Matmul(m) => {
-                    if !pools.contains_key(&m.ty) {
-                        pools.insert(m.ty, block_pool(m.ty, &mut rng)?);
-                    }
-                    pools.get(&m.ty).map(Vec::as_slice)
+                    let pool = match pools.entry(m.ty) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(e) => e.insert(block_pool(m.ty, &mut rng)?),
+                    };
+                    Some(pool.as_slice())
                 }
                 _ => None,
             };

@@ -133,9 +133,7 @@ pub fn prepare<'a>(
             let src = gpu.upload_f32("copy.src", &rng.values(usize::try_from(elements)?))?;
             let dst = output(gpu, "copy.dst", elements * 4)?;
             Ok(Prepared {
-                record: Box::new(move |enc, _| {
-                    kernel.encode(gpu, enc, &src, &dst, elements / 4)
-                }),
+                record: Box::new(move |enc, _| kernel.encode(gpu, enc, &src, &dst, elements / 4)),
                 copies: 1,
             })
         }
@@ -145,11 +143,19 @@ pub fn prepare<'a>(
             let values = rng.values(usize::try_from(elements)?);
             let (direction, src, dst) = if to_f16 {
                 let src = gpu.upload_f32("convert.src", &values)?;
-                (ConvertDirection::F32ToF16, src, output(gpu, "convert.dst", f16_bytes)?)
+                (
+                    ConvertDirection::F32ToF16,
+                    src,
+                    output(gpu, "convert.dst", f16_bytes)?,
+                )
             } else {
                 let halves = kv_from_f32(&values, seldon_kernels::kv_cache::KvType::F16);
                 let src = gpu.upload_bytes("convert.src", &halves)?;
-                (ConvertDirection::F16ToF32, src, output(gpu, "convert.dst", elements * 4)?)
+                (
+                    ConvertDirection::F16ToF32,
+                    src,
+                    output(gpu, "convert.dst", elements * 4)?,
+                )
             };
             Ok(Prepared {
                 record: Box::new(move |enc, _| {
@@ -170,9 +176,7 @@ pub fn prepare<'a>(
             let y = output(gpu, "rms_norm.y", rows * n * 4)?;
             let shape = RmsNormShape::rows(rows, n);
             Ok(Prepared {
-                record: Box::new(move |enc, _| {
-                    kernel.encode(gpu, enc, &x, &w, &y, shape, 1e-5)
-                }),
+                record: Box::new(move |enc, _| kernel.encode(gpu, enc, &x, &w, &y, shape, 1e-5)),
                 copies: 1,
             })
         }
@@ -202,9 +206,7 @@ fn prepare_product<'a>(
             let kernel = MatVecQ8Dot4::new(gpu, m.ty)?;
             let bytes = MatVecQ8Dot4::scratch_bytes(shape).context("scratch size")?;
             let scratch = output(gpu, "xq", bytes)?;
-            Box::new(move |enc, i| {
-                kernel.encode(gpu, enc, pick(&w, i), &x, &scratch, &y, shape)
-            })
+            Box::new(move |enc, i| kernel.encode(gpu, enc, pick(&w, i), &x, &scratch, &y, shape))
         }
         _ => {
             let kernel = MatMul::new(gpu, m.ty)?;
@@ -213,9 +215,7 @@ fn prepare_product<'a>(
             } else {
                 MatMulPath::Matmul
             };
-            Box::new(move |enc, i| {
-                kernel.encode_with(gpu, enc, pick(&w, i), &x, &y, shape, path)
-            })
+            Box::new(move |enc, i| kernel.encode_with(gpu, enc, pick(&w, i), &x, &y, shape, path))
         }
     };
     Ok(Prepared { record, copies })

@@ -336,7 +336,7 @@ impl<W: Write> KldWriter<W> {
         tokens: &[u32],
         path: &Path,
     ) -> Result<Self> {
-        if n_ctx < 2 || tokens.len() % n_ctx != 0 || tokens.is_empty() {
+        if n_ctx < 2 || !tokens.len().is_multiple_of(n_ctx) || tokens.is_empty() {
             return Err(bad(format!(
                 "{} tokens are not whole chunks of {n_ctx} (n_ctx >= 2)",
                 tokens.len()

@@ -267,7 +267,7 @@ fn percentile(v: &[f32], fraction: f32) -> f32 {
     };
     let n = v.len();
     if fraction < 0.0 {
-        return if n % 2 == 0 {
+        return if n.is_multiple_of(2) {
             0.5 * (v[n / 2] + v[n / 2 - 1])
         } else {
             v[n / 2]

@@ -77,10 +77,12 @@ struct KernelsArgs {
           value_parser = clap::value_parser!(u32).range(i64::from(MIN_RUNS)..=100_000))]
     runs: u32,
     /// Untimed runs before the timed ones.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2)]
     warmup: u32,
-    /// Tokens of the prefill cases (`matmul`, prefill attention, `rms_norm`).
-    #[arg(short = 'p', long = "n-prompt", default_value_t = 128,
+    /// Tokens of the prefill cases (`matmul`, prefill attention, `rms_norm`):
+    /// one micro-batch by default, so that the full sweep stays affordable
+    /// on a software rasterizer; use 512 for llama-bench's pp512.
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 32,
           value_parser = clap::value_parser!(u64).range(1..=65_536))]
     n_prompt: u64,
     /// Save the results as JSON in --save-dir.

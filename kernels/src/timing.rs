@@ -9,11 +9,16 @@
 //! timestamps at the bottom of the pipe, so a mark is taken once everything
 //! recorded before it has finished, which is what a kernel time needs.
 
+use std::time::{Duration, Instant};
+
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
 /// Bytes per resolved timestamp.
 const TIMESTAMP_BYTES: u64 = 8;
+/// How long one batch of timed runs should take at most, judged from the
+/// warm-up (far below the default sync timeout of two minutes).
+pub const BATCH_TARGET: Duration = Duration::from_secs(5);
 
 /// A set of timestamp queries with the buffer they resolve into.
 #[derive(Debug)]
@@ -187,9 +192,11 @@ impl RunTimes {
 
 /// Runs `record` `warmup` times untimed, then `runs` times between
 /// timestamps, and returns each timed run's GPU time. `record(encoder, i)`
-/// records run `i` (counting warm-up runs) into `encoder`; each batch of runs
-/// is one submit, split so that a batch never holds more than the timer's
-/// capacity allows.
+/// records run `i` (counting warm-up runs) into `encoder`. Timed runs go in
+/// batches, one submit each, of at most the timer's capacity less one and
+/// at most what the warm-up suggests finishes in [`BATCH_TARGET`], so that
+/// slow kernels on slow devices stay far from the sync timeout (without a
+/// warm-up, one run per batch).
 pub fn time_runs(
     gpu: &Gpu,
     timer: &GpuTimer,
@@ -197,16 +204,20 @@ pub fn time_runs(
     runs: u32,
     mut record: impl FnMut(&mut wgpu::CommandEncoder, u32) -> Result<()>,
 ) -> Result<RunTimes> {
+    let mut per_batch = 1;
     if warmup > 0 {
         let mut encoder = gpu.encoder("seldon.warmup")?;
         for i in 0..warmup {
             record(&mut encoder, i)?;
         }
+        let start = Instant::now();
         gpu.submit_and_wait("seldon.warmup", encoder)?;
+        let per_run = start.elapsed().as_secs_f64() / f64::from(warmup);
+        // Saturates to u32::MAX for an instant warm-up; clamped below.
+        per_batch = (BATCH_TARGET.as_secs_f64() / per_run.max(1e-9)) as u32;
     }
-    // A batch of b runs uses b + 1 timestamps; lavapipe and small GPUs also
-    // prefer a few moderate submits over one that holds every run.
-    let per_batch = (timer.capacity() - 1).min(64);
+    // A batch of b runs uses b + 1 timestamps.
+    let per_batch = per_batch.clamp(1, timer.capacity() - 1);
     let mut ns = Vec::with_capacity(runs as usize);
     let mut done = 0u32;
     while done < runs {

@@ -7,6 +7,7 @@ pub mod setup;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use seldon_formats::GgmlType;
@@ -92,6 +93,7 @@ pub fn run(gpu: &Gpu, cases: &[Case], options: &KernelsOptions, meta: &RunMeta) 
     let mut records = Vec::new();
     let mut failures = Vec::new();
     let mut ceiling_gbps = None;
+    let start = Instant::now();
     for case in cases {
         let label = case.label();
         let outcome = (|| -> Result<(f64, f64, f64, u64)> {
@@ -132,8 +134,13 @@ pub fn run(gpu: &Gpu, cases: &[Case], options: &KernelsOptions, meta: &RunMeta) 
                 );
                 if options.progress {
                     eprintln!(
-                        "{label}: {:.1} us, {:.2} GB/s, {:.2} GFLOP/s, {:.2} of the copy ceiling",
-                        record.median_us, record.gbps, record.gflops, record.ceiling_ratio
+                        "[{:>5.0} s] {label}: {:.1} us, {:.3} GB/s, {:.3} GFLOP/s, \
+                         {:.4} of the copy ceiling",
+                        start.elapsed().as_secs_f64(),
+                        record.median_us,
+                        record.gbps,
+                        record.gflops,
+                        record.ceiling_ratio
                     );
                 }
                 records.push(record);

@@ -27,7 +27,12 @@ fn bench_dequantize(c: &mut Criterion) {
     let values = random_values(N);
     let mut group = c.benchmark_group("dequantize_2048x2048");
     group.sample_size(20);
-    for ty in [GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::TQ2_0] {
+    for ty in [
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+        GgmlType::Q8_0,
+        GgmlType::TQ2_0,
+    ] {
         let bytes = quantize_to_vec(ty, &values).unwrap();
         let mut out = vec![0.0f32; N];
         group.throughput(Throughput::Bytes(bytes.len() as u64));

@@ -96,7 +96,10 @@ fn kernels_json_has_the_issue_fields_and_is_saved() {
         .collect();
     assert_eq!(saved.len(), 1, "{saved:?}");
     let name = saved[0].file_name().unwrap().to_str().unwrap().to_owned();
-    assert!(name.starts_with("kernels-") && name.ends_with(".json"), "{name}");
+    assert!(
+        name.starts_with("kernels-") && name.ends_with(".json"),
+        "{name}"
+    );
     let on_disk: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&saved[0]).unwrap()).unwrap();
     assert_eq!(on_disk.as_array().unwrap().len(), 2);
@@ -105,7 +108,15 @@ fn kernels_json_has_the_issue_fields_and_is_saved() {
 
 #[test]
 fn markdown_and_csv_outputs() {
-    let args = ["kernels", "--quick", "--filter", "rms_norm/F32/rows4x576", "-p", "4", "-q"];
+    let args = [
+        "kernels",
+        "--quick",
+        "--filter",
+        "rms_norm/F32/rows4x576",
+        "-p",
+        "4",
+        "-q",
+    ];
     let md = bench(&[&args[..], &["-o", "md"]].concat());
     assert!(md.status.success());
     let md = String::from_utf8_lossy(&md.stdout).into_owned();

@@ -20,7 +20,7 @@ pub const WORST_POSITIONS: usize = 5;
 /// seldon's greedy continuation against llama.cpp's.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GreedyReport {
-    /// seldon's tokens.
+    /// seldon's tokens, up to and including the first that differs.
     pub tokens: Vec<u32>,
     /// llama.cpp's tokens.
     pub reference: Vec<u32>,
@@ -100,7 +100,7 @@ pub fn check_case(engine: &Engine, case: &LoadedCase, model: Option<&Path>) -> R
     let logits = runner.logits_all(&c.tokens)?;
     let metrics = compare(reference.as_ref_logits(), &logits, c.n_vocab, &c.tokens)?;
     let last = &logits[(c.n_tokens - 1) * c.n_vocab..];
-    let ours = runner.greedy(last, c.n_tokens, n_greedy)?;
+    let ours = runner.greedy_against(last, c.n_tokens, &c.greedy.tokens)?;
     let class = CaseClass::of(&c.kind, &c.type_name);
     let limits = row(class).limits;
     let greedy = GreedyReport {
@@ -191,7 +191,7 @@ impl CaseReport {
             100.0 * m.top1_agreement,
             g(m.logit_diff.max_abs),
             self.greedy.first_divergence.map_or_else(
-                || format!("{}/{}", self.greedy.tokens.len(), self.greedy.tokens.len()),
+                || format!("{0}/{0}", self.greedy.reference.len()),
                 |d| format!("diverges at {d}")
             ),
         )

@@ -154,14 +154,39 @@ impl Runner {
     /// whose last logits row is `last`, one token per forward call, as
     /// llama.cpp's reference run does. Ties go to the lowest id.
     pub fn greedy(&mut self, last: &[f32], n_past: usize, n: usize) -> Result<Vec<u32>> {
+        self.greedy_run(last, n_past, n, None)
+    }
+
+    /// As [`Runner::greedy`] for `reference.len()` tokens, but stops after the
+    /// first token that differs from `reference`: past it the two runs
+    /// continue different texts and nothing more is learned (on a software
+    /// GPU each step costs tens of milliseconds).
+    pub fn greedy_against(
+        &mut self,
+        last: &[f32],
+        n_past: usize,
+        reference: &[u32],
+    ) -> Result<Vec<u32>> {
+        self.greedy_run(last, n_past, reference.len(), Some(reference))
+    }
+
+    fn greedy_run(
+        &mut self,
+        last: &[f32],
+        n_past: usize,
+        n: usize,
+        reference: Option<&[u32]>,
+    ) -> Result<Vec<u32>> {
         let mut out = Vec::with_capacity(n);
         let mut next = argmax(last) as u32;
         for step in 0..n {
             out.push(next);
-            if step + 1 < n {
-                let logits = self.forward.forward(&[next], n_past + step, Logits::Last)?;
-                next = argmax(&logits) as u32;
+            let diverged = reference.is_some_and(|r| r.get(step) != Some(&next));
+            if diverged || step + 1 == n {
+                break;
             }
+            let logits = self.forward.forward(&[next], n_past + step, Logits::Last)?;
+            next = argmax(&logits) as u32;
         }
         Ok(out)
     }

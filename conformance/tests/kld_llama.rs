@@ -10,6 +10,8 @@ use seldon_conformance::case::References;
 use seldon_conformance::kld::file::KldReader;
 use seldon_conformance::kld::{compare_files, compare_model};
 use seldon_conformance::run::{Backend, Engine};
+use seldon_engine::tokenizer::Tokenizer;
+use seldon_formats::gguf::GgufFile;
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,10 +32,16 @@ fn header_and_tokens_of_a_llama_perplexity_file() {
     let mut r = KldReader::open(&data("llama-Q4_K_M.kld")).unwrap();
     let h = r.header().clone();
     assert_eq!((h.n_ctx, h.n_vocab, h.n_chunk), (32, 336, 3));
-    // The file keeps the text's own first token; BOS replaces it only when
-    // evaluating. The tiny SPM vocabulary starts "Conformance" with a space
-    // piece (335).
-    assert_eq!(h.tokens[0], 335);
+    // llama-perplexity tokenizes with BOS; the tokens are the text's own,
+    // which decode back to the file it read (the references README's head).
+    assert_eq!(h.tokens[0], 1);
+    let model = References::committed_dir().join("tiny/llama-Q4_K_M/model.gguf");
+    let tok = Tokenizer::from_gguf(&GgufFile::open(&model).unwrap()).unwrap();
+    let text = tok.decode(&h.tokens[1..]);
+    assert!(
+        text.starts_with("# Conformance references from llama.cpp"),
+        "{text:?}"
+    );
     let mut rows = 0;
     while let Some(chunk) = r.next_chunk().unwrap() {
         for j in 0..chunk.len() {

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use seldon_conformance::case::{LoadedCase, ModelIn, References, TokenizerFile, read_json};
 use seldon_conformance::dequant::{gpu_against_cpu, lossless_against_f32};
@@ -27,6 +27,15 @@ fn full() -> bool {
 fn gpu_engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| Engine::new(Backend::Gpu).expect("cannot create the test GPU"))
+}
+
+/// Serializes the tests that use the GPU: two threads submitting and
+/// polling one wgpu 30.0.1 device at once can trip an assertion inside
+/// wgpu-core (`Device::maintain`), which is not what these tests examine.
+fn gpu_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Runs the cases of `refs`, prints a line per case and a count, and fails on
@@ -96,6 +105,7 @@ fn committed() -> References {
 
 #[test]
 fn committed_cases_on_the_test_adapter() {
+    let _gpu = gpu_lock();
     run_suite(gpu_engine(), &committed(), "gpu");
 }
 
@@ -114,6 +124,7 @@ fn extended_cases_on_the_test_adapter_with_seldon_full() {
         );
         return;
     }
+    let _gpu = gpu_lock();
     run_suite(
         gpu_engine(),
         &References::open(&dir).unwrap(),
@@ -213,6 +224,7 @@ fn lossless_types_dequantize_to_the_f32_weights_bit_exactly() {
 
 #[test]
 fn gpu_dequantization_of_every_committed_tensor_matches_the_cpu() {
+    let _gpu = gpu_lock();
     let gpu = gpu_engine().gpu().unwrap();
     let refs = committed();
     let models = refs.model_files();

@@ -112,7 +112,14 @@ pub fn compare_files(base: &Path, other: &Path) -> Result<KldReport> {
         }
         chunks.push(acc.running());
     }
-    Ok(finish(base, other.display().to_string(), &ha, chunks, &acc))
+    // KL, Δp and top-1 match llama-perplexity's for the model that made the
+    // file; PPL(Q) does not, because a file stores clamped log-probabilities.
+    let other = format!(
+        "{} (a base file: log-probabilities more than 16 nats below the top token are stored \
+         clamped, which lowers PPL(Q))",
+        other.display()
+    );
+    Ok(finish(base, other, &ha, chunks, &acc))
 }
 
 /// Runs the model at `model` on `engine` over the base file's chunks, as

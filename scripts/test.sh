@@ -120,6 +120,25 @@ full_steps() {
     "$ROOT/.venv-ref/bin/python" conformance/scripts/make_references.py --check
     step "full: extended conformance references (SmolLM2 re-quantized by llama.cpp)"
     "$ROOT/.venv-ref/bin/python" conformance/scripts/make_references.py --extended
+    step "full: seldon-conformance kld against llama-perplexity (builds llama-perplexity, cached)"
+    conformance/scripts/kld_crosscheck.sh
+}
+
+# The conformance suite first, on its own, so that its per-case lines and the
+# number of cases it ran are printed (cargo test hides a passing test's output).
+conformance_suite() {
+    step "conformance suite: cargo test -p seldon-conformance (every case on the test adapter and the CPU path)"
+    local log status n
+    log="$(mktemp)"
+    set +e
+    cargo test -p seldon-conformance -- --nocapture 2>&1 | tee "$log" |
+        sed -n -E '/^\[(gpu|cpu)[^]]*\] |^test result:|panicked at|^error/p'
+    status="${PIPESTATUS[0]}"
+    set -e
+    n="$(sed -n -E 's/^\[gpu[^]]*\] ([0-9]+) cases run.*/\1/p' "$log" | awk '{s += $1} END {print s + 0}')"
+    echo "conformance: $n cases run on the test adapter (cargo test exit status $status)"
+    rm -f "$log"
+    [[ "$status" -eq 0 ]] || exit "$status"
 }
 
 # --- Main -----------------------------------------------------------------------
@@ -143,6 +162,8 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo test --workspace"
+conformance_suite
+
+step "cargo test --workspace --exclude seldon-conformance"
 # Last, so that its "test result:" lines end the output.
-exec cargo test --workspace
+exec cargo test --workspace --exclude seldon-conformance

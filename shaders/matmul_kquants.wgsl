@@ -17,8 +17,11 @@
 // d1 * q - m1 into one fma changes nothing: the GPU agrees with the CPU
 // dequantizer bit for bit, Q6_K within 1 ulp.
 //
-// The part between the "generic" markers is identical in every group's
-// shader (a test checks it); its entry points see weights only through dequant8.
+// The registry appends common/matmul_generic.wgsl (params, bindings, byte
+// readers, the entry points). Its matvec takes 32 weights at a time through
+// dequant32: for Q4_K and Q5_K (144 and 176 bytes: every block starts at a
+// word) one sub-block from aligned words with its scale and min decoded once;
+// the other types through four dequant8 calls.
 
 override WEIGHT_TYPE: u32;
 
@@ -143,256 +146,101 @@ fn dequant8(row: u32, g: u32) -> W8 {
     }
 }
 
-// ---- generic: begin ----
-// Shared by the weight-type groups: params, bindings, byte readers and the
-// three entry points, which see the weights only through dequant8(row, g).
 
-struct MatMulParams {
-    n_in: u32,
-    n_out: u32,
-    n_cols: u32,
-    row_bytes: u32,
+// Scale and min of sub-block j (0..7) from the 12 scale bytes held in s0..s2
+// (get_scale_min_k4 on whole words).
+fn scale_min_words(s0: u32, s1: u32, s2: u32, j: u32) -> vec2<f32> {
+    let sh = (j & 3u) * 8u;
+    let b0 = (s0 >> sh) & 0xFFu;
+    let b1 = (s1 >> sh) & 0xFFu;
+    let b2 = (s2 >> sh) & 0xFFu;
+    let low = vec2<u32>(b0 & 63u, b1 & 63u);
+    let high = vec2<u32>((b2 & 0xFu) | ((b0 >> 6u) << 4u), (b2 >> 4u) | ((b1 >> 6u) << 4u));
+    return vec2<f32>(select(high, low, j < 4u));
 }
 
-@group(0) @binding(0) var<storage, read> weights: array<u32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> params: MatMulParams;
-
-// Eight consecutive values: elements 8g..8g+3 in a, 8g+4..8g+7 in b.
-struct W8 {
-    a: vec4<f32>,
-    b: vec4<f32>,
-}
-
-// The little-endian u32 at any byte offset of `weights`.
-fn read_u32(byte: u32) -> u32 {
-    let i = byte >> 2u;
-    let shift = (byte & 3u) * 8u;
-    let lo = weights[i];
-    // A shift by 32 is not a no-op in WGSL (it is taken mod 32): branch instead.
-    if shift == 0u {
-        return lo;
-    }
-    return (lo >> shift) | (weights[i + 1u] << (32u - shift));
-}
-
-// The u16 at an even byte offset.
-fn read_u16(byte: u32) -> u32 {
-    return (weights[byte >> 2u] >> ((byte & 2u) * 8u)) & 0xFFFFu;
-}
-
-// IEEE binary16 bits to f32, exact for every value including subnormals
-// (unpack2x16float may flush those to zero, and ggml does not).
-fn f16_bits_to_f32(h: u32) -> f32 {
-    let sign = (h & 0x8000u) << 16u;
-    let mag = h & 0x7FFFu;
-    if mag >= 0x7C00u {
-        return bitcast<f32>(sign | 0x7F800000u | ((mag & 0x3FFu) << 13u));
-    }
-    if mag >= 0x0400u {
-        // Rebias the exponent from 15 to 127: add (127 - 15) << 23.
-        return bitcast<f32>(sign | ((mag << 13u) + 0x38000000u));
-    }
-    let v = f32(mag) * 0x1p-24f;
-    return select(v, -v, sign != 0u);
-}
-
-// The f16 at an even byte offset, as f32.
-fn read_f16(byte: u32) -> f32 {
-    return f16_bits_to_f32(read_u16(byte));
-}
-
-// Activations k..k+7 of column `col`, zero past n_in (only float weights
-// allow an n_in that is not a multiple of 8).
-fn load_x8(col: u32, k: u32) -> W8 {
-    let n_in = params.n_in;
-    let base = col * n_in + k;
-    if k + 8u <= n_in {
-        return W8(
-            vec4<f32>(x[base], x[base + 1u], x[base + 2u], x[base + 3u]),
-            vec4<f32>(x[base + 4u], x[base + 5u], x[base + 6u], x[base + 7u]),
-        );
-    }
-    var v = array<f32, 8>();
-    for (var i = 0u; i < 8u; i++) {
-        if k + i < n_in {
-            v[i] = x[base + i];
+// Sub-block c % 8 of super-block c / 8 of a Q4_K or Q5_K row (word-aligned).
+fn dequant32_q45_k(row: u32, c: u32, block_bytes: u32) -> W32 {
+    let i = (row * params.row_bytes + (c >> 3u) * block_bytes) >> 2u;
+    let j = c & 7u;
+    let dm = weights[i];
+    let sm = scale_min_words(weights[i + 1u], weights[i + 2u], weights[i + 3u], j);
+    let d = f16_bits_to_f32(dm & 0xFFFFu) * sm.x;
+    let m = f16_bits_to_f32(dm >> 16u) * sm.y;
+    let shifts = BYTE_SHIFTS + 4u * (j & 1u);
+    // Q4_K: qs at byte 16; Q5_K: qh[32] at 16, qs at 48 (fifth bit j of qh[l]).
+    let qs = i + select(4u, 12u, block_bytes == 176u) + 8u * (j >> 1u);
+    var w: W32;
+    for (var k = 0u; k < 8u; k++) {
+        var q = (vec4<u32>(weights[qs + k]) >> shifts) & vec4<u32>(0xFu);
+        if block_bytes == 176u {
+            q += ((vec4<u32>(weights[i + 4u + k]) >> (BYTE_SHIFTS + j)) & vec4<u32>(1u)) * 16u;
         }
+        w[k] = d * vec4<f32>(q) - m;
     }
-    return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+    return w;
 }
 
-// matvec (decode, 1..8 columns): a workgroup of 64 invocations owns MV_ROWS
-// consecutive weight rows; invocation t decodes groups t, t + 64, ... of each
-// row once and multiplies them with every column, so weights (the traffic
-// that matters) are read once and x is reused across the rows. The partial
-// sums then meet in a tree reduction in workgroup memory, which needs no
-// subgroup support; a subgroup variant would replace only that reduction
-// (subgroupAdd, then one value per subgroup) in a shader of its own that
-// declares SUBGROUP. Workgroups past 65535 fold into 2-D.
-const MV_WG: u32 = 64u;
-const MV_ROWS: u32 = 2u;
-const MV_COLS: u32 = 8u;
-const MV_SUMS: u32 = 16u;
-
-var<workgroup> mv_partial: array<f32, 1024>;
-
-@compute @workgroup_size(64)
-fn matvec(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let first_row = (wid.x + wid.y * nwg.x) * MV_ROWS;
-    if first_row >= params.n_out {
-        return;
+// Elements 32c..32c+31 of weight row `row`.
+fn dequant32(row: u32, c: u32) -> W32 {
+    switch WEIGHT_TYPE {
+        case Q4_K: { return dequant32_q45_k(row, c, 144u); }
+        case Q5_K: { return dequant32_q45_k(row, c, 176u); }
+        default: { return dequant32_by8(row, c); }
     }
-    let n_cols = params.n_cols;
-    let groups = (params.n_in + 7u) / 8u;
-    var acc = array<f32, MV_SUMS>();
-    for (var g = lid; g < groups; g += MV_WG) {
-        var w: array<W8, MV_ROWS>;
-        for (var r = 0u; r < MV_ROWS; r++) {
-            // Past the last row, decode the last row again; its sums are dropped.
-            w[r] = dequant8(min(first_row + r, params.n_out - 1u), g);
-        }
-        for (var c = 0u; c < MV_COLS; c++) {
-            if c < n_cols {
-                let xv = load_x8(c, g * 8u);
-                for (var r = 0u; r < MV_ROWS; r++) {
-                    acc[r * MV_COLS + c] += dot(w[r].a, xv.a) + dot(w[r].b, xv.b);
-                }
+}
+
+// matvec's unit: one super-block of 256. Q4_K and Q5_K load d, dmin and the
+// scales (and Q5_K's qh) once per super-block, then each sub-block's eight qs
+// words (68 loads per Q4_K super-block where dequant32 per sub-block took 96;
+// loading each qs word once for both of its sub-blocks, 36 loads, measured
+// slower on llvmpipe: 16 more live vectors spill); the other types go
+// through dequant32 per sub-block.
+const MV_UNIT: u32 = 256u;
+const MV_PARTIAL: bool = false;
+
+fn matvec_unit(row: u32, u: u32, acc: ptr<function, Acc>) {
+    switch WEIGHT_TYPE {
+        case Q4_K: { matvec_unit_q45_k(row, u, acc, 144u); }
+        case Q5_K: { matvec_unit_q45_k(row, u, acc, 176u); }
+        default: {
+            for (var j = 0u; j < 8u; j++) {
+                accumulate32(acc, dequant32(row, 8u * u + j), 8u * u + j);
             }
         }
     }
-    for (var k = 0u; k < MV_SUMS; k++) {
-        mv_partial[k * MV_WG + lid] = acc[k];
+}
+
+fn matvec_unit_q45_k(row: u32, u: u32, acc: ptr<function, Acc>, block_bytes: u32) {
+    let i = (row * params.row_bytes + u * block_bytes) >> 2u;
+    let dm = weights[i];
+    let s0 = weights[i + 1u];
+    let s1 = weights[i + 2u];
+    let s2 = weights[i + 3u];
+    let d = f16_bits_to_f32(dm & 0xFFFFu);
+    let dmin = f16_bits_to_f32(dm >> 16u);
+    let q5 = block_bytes == 176u;
+    // Q5_K: qh[32] at byte 16 (fifth bit of sub-block j: bit j of qh[l]).
+    var qh: array<u32, 8>;
+    if q5 {
+        for (var k = 0u; k < 8u; k++) {
+            qh[k] = weights[i + 4u + k];
+        }
     }
-    workgroupBarrier();
-    for (var stride = MV_WG / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            for (var k = 0u; k < MV_SUMS; k++) {
-                if k % MV_COLS < n_cols {
-                    mv_partial[k * MV_WG + lid] += mv_partial[k * MV_WG + lid + stride];
-                }
+    let qs = i + select(4u, 12u, q5);
+    for (var j = 0u; j < 8u; j++) {
+        let sm = scale_min_words(s0, s1, s2, j);
+        let dl = d * sm.x;
+        let ml = dmin * sm.y;
+        let shifts = BYTE_SHIFTS + 4u * (j & 1u);
+        var w: W32;
+        for (var k = 0u; k < 8u; k++) {
+            var v = (vec4<u32>(weights[qs + 8u * (j >> 1u) + k]) >> shifts) & vec4<u32>(0xFu);
+            if q5 {
+                v += ((vec4<u32>(qh[k]) >> (BYTE_SHIFTS + j)) & vec4<u32>(1u)) * 16u;
             }
+            w[k] = dl * vec4<f32>(v) - ml;
         }
-        workgroupBarrier();
-    }
-    if lid < MV_SUMS {
-        let row = first_row + lid / MV_COLS;
-        let c = lid % MV_COLS;
-        if row < params.n_out && c < n_cols {
-            y[c * params.n_out + row] = mv_partial[lid * MV_WG];
-        }
+        accumulate32(acc, w, 8u * u + j);
     }
 }
-
-// matmul (prefill): each workgroup computes a tile of MM_OUT weight rows by
-// MM_COLS columns (tokens). Per step of MM_K = 32 elements, each of the 256
-// invocations decodes one group of 8 weights into mm_w and loads 4
-// activations into mm_x, so W is read once per 32 tokens instead of once per
-// token; each invocation then accumulates 4 outputs x 2 columns from
-// workgroup memory. The tiles are stored k-major, so the inner loop does one
-// vec4 and one vec2 load for 8 multiply-adds. 12 KiB of workgroup memory fits
-// WebGPU's 16 KiB minimum. Rows, columns and elements past the ends are
-// zeros, so any n_out, n_cols and (for float weights) n_in work.
-const MM_OUT: u32 = 64u;
-const MM_COLS: u32 = 32u;
-const MM_K: u32 = 32u;
-
-// [k][out / 4] and [k][col / 2].
-var<workgroup> mm_w: array<vec4<f32>, 512>;
-var<workgroup> mm_x: array<vec2<f32>, 512>;
-
-@compute @workgroup_size(256)
-fn matmul(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let n_in = params.n_in;
-    let out0 = wid.x * MM_OUT;
-    let col0 = wid.y * MM_COLS;
-    // What this invocation computes: outputs out0 + 4 * to.., columns col0 + 2 * tc..
-    let to = lid % 16u;
-    let tc = lid / 16u;
-    // What it loads: group w_grp of row w_row, and 4 activations of column x_col.
-    let w_row = lid / 4u;
-    let w_grp = lid % 4u;
-    let x_col = lid / 8u;
-    let x_k = (lid % 8u) * 4u;
-    var acc0 = vec4<f32>();
-    var acc1 = vec4<f32>();
-    for (var k0 = 0u; k0 < n_in; k0 += MM_K) {
-        var w = W8(vec4<f32>(), vec4<f32>());
-        if out0 + w_row < params.n_out && k0 + w_grp * 8u < n_in {
-            w = dequant8(out0 + w_row, k0 / 8u + w_grp);
-        }
-        for (var i = 0u; i < 4u; i++) {
-            mm_w[(w_grp * 8u + i) * 16u + w_row / 4u][w_row % 4u] = w.a[i];
-            mm_w[(w_grp * 8u + 4u + i) * 16u + w_row / 4u][w_row % 4u] = w.b[i];
-        }
-        var xv = vec4<f32>();
-        if col0 + x_col < params.n_cols {
-            let base = (col0 + x_col) * n_in + k0 + x_k;
-            for (var i = 0u; i < 4u; i++) {
-                if k0 + x_k + i < n_in {
-                    xv[i] = x[base + i];
-                }
-            }
-        }
-        for (var i = 0u; i < 4u; i++) {
-            mm_x[(x_k + i) * 16u + x_col / 2u][x_col % 2u] = xv[i];
-        }
-        workgroupBarrier();
-        for (var k = 0u; k < MM_K; k++) {
-            let wv = mm_w[k * 16u + to];
-            let xk = mm_x[k * 16u + tc];
-            acc0 += wv * xk.x;
-            acc1 += wv * xk.y;
-        }
-        workgroupBarrier();
-    }
-    let n_out = params.n_out;
-    for (var i = 0u; i < 4u; i++) {
-        let o = out0 + to * 4u + i;
-        let c = col0 + tc * 2u;
-        if o < n_out && c < params.n_cols {
-            y[c * n_out + o] = acc0[i];
-        }
-        if o < n_out && c + 1u < params.n_cols {
-            y[(c + 1u) * n_out + o] = acc1[i];
-        }
-    }
-}
-
-// dequantize: y = W as n_out rows of n_in f32, one invocation per group of 8.
-// Not used for inference: it lets tests compare the GPU decoder with the CPU
-// dequantizer value by value. Workgroups past 65535 fold into 2-D.
-@compute @workgroup_size(64)
-fn dequantize(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let n_in = params.n_in;
-    let groups = (n_in + 7u) / 8u;
-    let idx = (wid.x + wid.y * nwg.x) * 64u + lid;
-    if groups == 0u || idx / groups >= params.n_out {
-        return;
-    }
-    let row = idx / groups;
-    let g = idx % groups;
-    let w = dequant8(row, g);
-    let base = row * n_in + g * 8u;
-    for (var i = 0u; i < 4u; i++) {
-        if g * 8u + i < n_in {
-            y[base + i] = w.a[i];
-        }
-        if g * 8u + 4u + i < n_in {
-            y[base + 4u + i] = w.b[i];
-        }
-    }
-}
-// ---- generic: end ----

@@ -11,13 +11,15 @@
 // 160 + m + 16n), qh[4] (elements 240 + j + 4n), d. Multiplying a byte by
 // 3^n mod 256 brings trit n to the top, and (q * 3) >> 8 reads it.
 //
-// Unpacking is integer arithmetic only. matvec_ternary (decode, which the
-// host uses instead of the generic matvec) never multiplies by a weight: per
-// group of 8 it adds the activations whose trit is +1, subtracts those whose
-// trit is -1, skips the zeros (selects), then scales the sum once by d. The
-// generic part (identical in every group's shader, a test checks it) brings
-// the tiled matmul and dequantize, which take f32 weights (t - 1) * d as
-// ggml's dequantizer computes them; matmul reuses each one for 32 columns.
+// Unpacking is integer arithmetic only; weights become f32 (t - 1) * d as
+// ggml's dequantizer computes them. The registry appends
+// common/matmul_generic.wgsl (the entry points): its matvec takes 32 weights
+// at a time through dequant32 (TQ2_0: 32 bytes of one half-block read as
+// eight funnel-shifted words, d decoded once; TQ1_0 through dequant8), its
+// tiled matmul reuses each decoded weight for 32 columns.
+// (An earlier matvec_ternary summed activations by trit with selects
+// instead of multiplying; it went with the generic rewrite, since a convert
+// and an fma per weight are no more instructions. Not measured on its own.)
 
 override WEIGHT_TYPE: u32;
 
@@ -89,310 +91,51 @@ fn dequant8(row: u32, g: u32) -> W8 {
     return W8(vec4<f32>(vec4<i32>(t.a) - one) * t.d, vec4<f32>(vec4<i32>(t.b) - one) * t.d);
 }
 
-// sum_i (t_i - 1) * x_i over four codes by adding and subtracting activations.
-fn trit_sum4(t: vec4<u32>, xv: vec4<f32>) -> f32 {
-    let z = vec4<f32>();
-    let plus = select(z, xv, t >= vec4(2u)) + select(z, xv, t == vec4(3u));
-    let v = plus - select(z, xv, t == vec4(0u));
-    return (v.x + v.y) + (v.z + v.w);
+
+// Elements 32c..32c+31 of weight row `row`. TQ2_0: chunk j = c % 8 of its
+// block is byte m of half j / 4 at bits 2 (j % 4), for m = 0..31.
+fn dequant32(row: u32, c: u32) -> W32 {
+    if WEIGHT_TYPE != TQ2_0 {
+        return dequant32_by8(row, c);
+    }
+    let blk = row * params.row_bytes + (c >> 3u) * 66u;
+    let j = c & 7u;
+    let q = read_words8(blk + 32u * (j >> 2u));
+    let d = read_f16(blk + 64u);
+    let s = BYTE_SHIFTS + 2u * (j & 3u);
+    var w: W32;
+    for (var k = 0u; k < 8u; k++) {
+        let t = vec4<i32>((vec4<u32>(q[k]) >> s) & vec4<u32>(3u));
+        w[k] = vec4<f32>(t - vec4<i32>(1)) * d;
+    }
+    return w;
 }
 
-// The generic matvec with trit_sum4 for the products: the same workgroup shape,
-// 2-D folding and tree reduction, so that the host dispatches both alike.
-@compute @workgroup_size(64)
-fn matvec_ternary(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let first_row = (wid.x + wid.y * nwg.x) * MV_ROWS;
-    if first_row >= params.n_out {
+// matvec's unit: one block of 256. TQ2_0 reads each 32-byte half once (nine
+// words) for the four chunks whose trits it holds, and d once: 19 loads per
+// block, where decoding chunk by chunk took 80.
+const MV_UNIT: u32 = 256u;
+const MV_PARTIAL: bool = false;
+
+fn matvec_unit(row: u32, u: u32, acc: ptr<function, Acc>) {
+    if WEIGHT_TYPE != TQ2_0 {
+        for (var j = 0u; j < 8u; j++) {
+            accumulate32(acc, dequant32(row, 8u * u + j), 8u * u + j);
+        }
         return;
     }
-    let n_cols = params.n_cols;
-    var acc = array<f32, MV_SUMS>();
-    for (var g = lid; g < params.n_in / 8u; g += MV_WG) {
-        var t: array<T8, MV_ROWS>;
-        for (var r = 0u; r < MV_ROWS; r++) {
-            // Past the last row, decode the last row again; its sums are dropped.
-            t[r] = trits8(min(first_row + r, params.n_out - 1u), g);
-        }
-        for (var c = 0u; c < min(n_cols, MV_COLS); c++) {
-            let xv = load_x8(c, g * 8u);
-            for (var r = 0u; r < MV_ROWS; r++) {
-                let sum = trit_sum4(t[r].a, xv.a) + trit_sum4(t[r].b, xv.b);
-                acc[r * MV_COLS + c] += sum * t[r].d;
+    let blk = row * params.row_bytes + u * 66u;
+    let d = read_f16(blk + 64u);
+    for (var h = 0u; h < 2u; h++) {
+        let q = read_words8(blk + 32u * h);
+        for (var n = 0u; n < 4u; n++) {
+            let s = BYTE_SHIFTS + 2u * n;
+            var w: W32;
+            for (var k = 0u; k < 8u; k++) {
+                let t = vec4<i32>((vec4<u32>(q[k]) >> s) & vec4<u32>(3u));
+                w[k] = vec4<f32>(t - vec4<i32>(1)) * d;
             }
-        }
-    }
-    for (var k = 0u; k < MV_SUMS; k++) {
-        mv_partial[k * MV_WG + lid] = acc[k];
-    }
-    workgroupBarrier();
-    for (var stride = MV_WG / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            for (var k = 0u; k < MV_SUMS; k++) {
-                mv_partial[k * MV_WG + lid] += mv_partial[k * MV_WG + lid + stride];
-            }
-        }
-        workgroupBarrier();
-    }
-    let row = first_row + lid / MV_COLS;
-    if lid < MV_SUMS && row < params.n_out && lid % MV_COLS < n_cols {
-        y[(lid % MV_COLS) * params.n_out + row] = mv_partial[lid * MV_WG];
-    }
-}
-
-// ---- generic: begin ----
-// Shared by the weight-type groups: params, bindings, byte readers and the
-// three entry points, which see the weights only through dequant8(row, g).
-
-struct MatMulParams {
-    n_in: u32,
-    n_out: u32,
-    n_cols: u32,
-    row_bytes: u32,
-}
-
-@group(0) @binding(0) var<storage, read> weights: array<u32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> params: MatMulParams;
-
-// Eight consecutive values: elements 8g..8g+3 in a, 8g+4..8g+7 in b.
-struct W8 {
-    a: vec4<f32>,
-    b: vec4<f32>,
-}
-
-// The little-endian u32 at any byte offset of `weights`.
-fn read_u32(byte: u32) -> u32 {
-    let i = byte >> 2u;
-    let shift = (byte & 3u) * 8u;
-    let lo = weights[i];
-    // A shift by 32 is not a no-op in WGSL (it is taken mod 32): branch instead.
-    if shift == 0u {
-        return lo;
-    }
-    return (lo >> shift) | (weights[i + 1u] << (32u - shift));
-}
-
-// The u16 at an even byte offset.
-fn read_u16(byte: u32) -> u32 {
-    return (weights[byte >> 2u] >> ((byte & 2u) * 8u)) & 0xFFFFu;
-}
-
-// IEEE binary16 bits to f32, exact for every value including subnormals
-// (unpack2x16float may flush those to zero, and ggml does not).
-fn f16_bits_to_f32(h: u32) -> f32 {
-    let sign = (h & 0x8000u) << 16u;
-    let mag = h & 0x7FFFu;
-    if mag >= 0x7C00u {
-        return bitcast<f32>(sign | 0x7F800000u | ((mag & 0x3FFu) << 13u));
-    }
-    if mag >= 0x0400u {
-        // Rebias the exponent from 15 to 127: add (127 - 15) << 23.
-        return bitcast<f32>(sign | ((mag << 13u) + 0x38000000u));
-    }
-    let v = f32(mag) * 0x1p-24f;
-    return select(v, -v, sign != 0u);
-}
-
-// The f16 at an even byte offset, as f32.
-fn read_f16(byte: u32) -> f32 {
-    return f16_bits_to_f32(read_u16(byte));
-}
-
-// Activations k..k+7 of column `col`, zero past n_in (only float weights
-// allow an n_in that is not a multiple of 8).
-fn load_x8(col: u32, k: u32) -> W8 {
-    let n_in = params.n_in;
-    let base = col * n_in + k;
-    if k + 8u <= n_in {
-        return W8(
-            vec4<f32>(x[base], x[base + 1u], x[base + 2u], x[base + 3u]),
-            vec4<f32>(x[base + 4u], x[base + 5u], x[base + 6u], x[base + 7u]),
-        );
-    }
-    var v = array<f32, 8>();
-    for (var i = 0u; i < 8u; i++) {
-        if k + i < n_in {
-            v[i] = x[base + i];
-        }
-    }
-    return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
-}
-
-// matvec (decode, 1..8 columns): a workgroup of 64 invocations owns MV_ROWS
-// consecutive weight rows; invocation t decodes groups t, t + 64, ... of each
-// row once and multiplies them with every column, so weights (the traffic
-// that matters) are read once and x is reused across the rows. The partial
-// sums then meet in a tree reduction in workgroup memory, which needs no
-// subgroup support; a subgroup variant would replace only that reduction
-// (subgroupAdd, then one value per subgroup) in a shader of its own that
-// declares SUBGROUP. Workgroups past 65535 fold into 2-D.
-const MV_WG: u32 = 64u;
-const MV_ROWS: u32 = 2u;
-const MV_COLS: u32 = 8u;
-const MV_SUMS: u32 = 16u;
-
-var<workgroup> mv_partial: array<f32, 1024>;
-
-@compute @workgroup_size(64)
-fn matvec(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let first_row = (wid.x + wid.y * nwg.x) * MV_ROWS;
-    if first_row >= params.n_out {
-        return;
-    }
-    let n_cols = params.n_cols;
-    let groups = (params.n_in + 7u) / 8u;
-    var acc = array<f32, MV_SUMS>();
-    for (var g = lid; g < groups; g += MV_WG) {
-        var w: array<W8, MV_ROWS>;
-        for (var r = 0u; r < MV_ROWS; r++) {
-            // Past the last row, decode the last row again; its sums are dropped.
-            w[r] = dequant8(min(first_row + r, params.n_out - 1u), g);
-        }
-        for (var c = 0u; c < MV_COLS; c++) {
-            if c < n_cols {
-                let xv = load_x8(c, g * 8u);
-                for (var r = 0u; r < MV_ROWS; r++) {
-                    acc[r * MV_COLS + c] += dot(w[r].a, xv.a) + dot(w[r].b, xv.b);
-                }
-            }
-        }
-    }
-    for (var k = 0u; k < MV_SUMS; k++) {
-        mv_partial[k * MV_WG + lid] = acc[k];
-    }
-    workgroupBarrier();
-    for (var stride = MV_WG / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            for (var k = 0u; k < MV_SUMS; k++) {
-                if k % MV_COLS < n_cols {
-                    mv_partial[k * MV_WG + lid] += mv_partial[k * MV_WG + lid + stride];
-                }
-            }
-        }
-        workgroupBarrier();
-    }
-    if lid < MV_SUMS {
-        let row = first_row + lid / MV_COLS;
-        let c = lid % MV_COLS;
-        if row < params.n_out && c < n_cols {
-            y[c * params.n_out + row] = mv_partial[lid * MV_WG];
+            accumulate32(acc, w, 8u * u + 4u * h + n);
         }
     }
 }
-
-// matmul (prefill): each workgroup computes a tile of MM_OUT weight rows by
-// MM_COLS columns (tokens). Per step of MM_K = 32 elements, each of the 256
-// invocations decodes one group of 8 weights into mm_w and loads 4
-// activations into mm_x, so W is read once per 32 tokens instead of once per
-// token; each invocation then accumulates 4 outputs x 2 columns from
-// workgroup memory. The tiles are stored k-major, so the inner loop does one
-// vec4 and one vec2 load for 8 multiply-adds. 12 KiB of workgroup memory fits
-// WebGPU's 16 KiB minimum. Rows, columns and elements past the ends are
-// zeros, so any n_out, n_cols and (for float weights) n_in work.
-const MM_OUT: u32 = 64u;
-const MM_COLS: u32 = 32u;
-const MM_K: u32 = 32u;
-
-// [k][out / 4] and [k][col / 2].
-var<workgroup> mm_w: array<vec4<f32>, 512>;
-var<workgroup> mm_x: array<vec2<f32>, 512>;
-
-@compute @workgroup_size(256)
-fn matmul(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let n_in = params.n_in;
-    let out0 = wid.x * MM_OUT;
-    let col0 = wid.y * MM_COLS;
-    // What this invocation computes: outputs out0 + 4 * to.., columns col0 + 2 * tc..
-    let to = lid % 16u;
-    let tc = lid / 16u;
-    // What it loads: group w_grp of row w_row, and 4 activations of column x_col.
-    let w_row = lid / 4u;
-    let w_grp = lid % 4u;
-    let x_col = lid / 8u;
-    let x_k = (lid % 8u) * 4u;
-    var acc0 = vec4<f32>();
-    var acc1 = vec4<f32>();
-    for (var k0 = 0u; k0 < n_in; k0 += MM_K) {
-        var w = W8(vec4<f32>(), vec4<f32>());
-        if out0 + w_row < params.n_out && k0 + w_grp * 8u < n_in {
-            w = dequant8(out0 + w_row, k0 / 8u + w_grp);
-        }
-        for (var i = 0u; i < 4u; i++) {
-            mm_w[(w_grp * 8u + i) * 16u + w_row / 4u][w_row % 4u] = w.a[i];
-            mm_w[(w_grp * 8u + 4u + i) * 16u + w_row / 4u][w_row % 4u] = w.b[i];
-        }
-        var xv = vec4<f32>();
-        if col0 + x_col < params.n_cols {
-            let base = (col0 + x_col) * n_in + k0 + x_k;
-            for (var i = 0u; i < 4u; i++) {
-                if k0 + x_k + i < n_in {
-                    xv[i] = x[base + i];
-                }
-            }
-        }
-        for (var i = 0u; i < 4u; i++) {
-            mm_x[(x_k + i) * 16u + x_col / 2u][x_col % 2u] = xv[i];
-        }
-        workgroupBarrier();
-        for (var k = 0u; k < MM_K; k++) {
-            let wv = mm_w[k * 16u + to];
-            let xk = mm_x[k * 16u + tc];
-            acc0 += wv * xk.x;
-            acc1 += wv * xk.y;
-        }
-        workgroupBarrier();
-    }
-    let n_out = params.n_out;
-    for (var i = 0u; i < 4u; i++) {
-        let o = out0 + to * 4u + i;
-        let c = col0 + tc * 2u;
-        if o < n_out && c < params.n_cols {
-            y[c * n_out + o] = acc0[i];
-        }
-        if o < n_out && c + 1u < params.n_cols {
-            y[(c + 1u) * n_out + o] = acc1[i];
-        }
-    }
-}
-
-// dequantize: y = W as n_out rows of n_in f32, one invocation per group of 8.
-// Not used for inference: it lets tests compare the GPU decoder with the CPU
-// dequantizer value by value. Workgroups past 65535 fold into 2-D.
-@compute @workgroup_size(64)
-fn dequantize(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let n_in = params.n_in;
-    let groups = (n_in + 7u) / 8u;
-    let idx = (wid.x + wid.y * nwg.x) * 64u + lid;
-    if groups == 0u || idx / groups >= params.n_out {
-        return;
-    }
-    let row = idx / groups;
-    let g = idx % groups;
-    let w = dequant8(row, g);
-    let base = row * n_in + g * 8u;
-    for (var i = 0u; i < 4u; i++) {
-        if g * 8u + i < n_in {
-            y[base + i] = w.a[i];
-        }
-        if g * 8u + 4u + i < n_in {
-            y[base + 4u + i] = w.b[i];
-        }
-    }
-}
-// ---- generic: end ----

@@ -1,7 +1,9 @@
-// swiglu: y[i] = silu(gate[i]) * up[i], silu(x) = x * sigmoid(x).
+// swiglu: y[i] = silu(gate[i]) * up[i], silu(x) = x * sigmoid(x); and
+// relu_sqr: y[i] = max(gate[i], 0)^2 (squared ReLU, the activation of BitNet's
+// feed-forward block: llama.cpp's LLM_FFN_RELU_SQR; `up` is unused).
 //
-// The gated activation of the Llama feed-forward block, between the ffn_gate /
-// ffn_up projections and ffn_down. gate, up and y are flat f32 arrays of n
+// The activations of the feed-forward block, between the ffn_gate / ffn_up
+// projections and ffn_down. gate, up and y are flat f32 arrays of n
 // elements (tokens x n_ff, row-major).
 //
 // sigmoid is evaluated as 1 / (1 + exp(-x)) for x >= 0 and exp(x) / (1 + exp(x))
@@ -43,5 +45,21 @@ fn swiglu(
     if i < params.n {
         let g = gate[i];
         y[i] = g * sigmoid(g) * up[i];
+    }
+}
+
+// ggml's relu then sqr: x > 0 ? x : 0 (a NaN gives 0, where max() may not),
+// then r * r, exactly as the CPU computes it.
+@compute @workgroup_size(256)
+fn relu_sqr(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if i < params.n {
+        let g = gate[i];
+        let r = select(0.0, g, g > 0.0);
+        y[i] = r * r;
     }
 }

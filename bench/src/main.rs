@@ -6,6 +6,7 @@
 
 mod kernels;
 mod meta;
+mod model;
 mod report;
 
 use std::path::PathBuf;
@@ -55,6 +56,30 @@ enum Command {
     },
     /// Time every kernel on realistic shapes against the copy ceiling.
     Kernels(KernelsArgs),
+    /// End-to-end pp/tg tokens/s of a GGUF model (llama-bench's method).
+    Model(ModelArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ModelArgs {
+    /// The model (.gguf).
+    #[arg(short = 'm', long = "model", value_name = "FILE")]
+    model: PathBuf,
+    /// Prompt tokens of the pp test.
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 128,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    n_prompt: u64,
+    /// Generated tokens of the tg test.
+    #[arg(short = 'n', long = "n-gen", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    n_gen: u64,
+    /// Timed runs per test (after one warm-up; the median is reported).
+    #[arg(short = 'r', long = "repetitions", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    reps: u64,
+    /// Write the JSON report to this file as well as stdout.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -169,11 +194,31 @@ fn run_kernels(device: Option<String>, args: KernelsArgs) -> Result<bool> {
     Ok(sweep.failures.is_empty())
 }
 
+fn run_model(device: Option<String>, args: ModelArgs) -> Result<bool> {
+    let gpu = Gpu::new(gpu_options(device, false))?;
+    let meta = RunMeta::now(gpu.adapter());
+    let options = model::ModelOptions {
+        model: args.model,
+        n_prompt: usize::try_from(args.n_prompt)?,
+        n_gen: usize::try_from(args.n_gen)?,
+        reps: usize::try_from(args.reps)?,
+    };
+    let report = model::run(std::sync::Arc::new(gpu), &options, &meta)?;
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(path) = args.save {
+        std::fs::write(&path, format!("{text}\n"))?;
+        eprintln!("saved {}", path.display());
+    }
+    Ok(true)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Devices { json } => devices(json).map(|()| true),
         Command::Kernels(args) => run_kernels(cli.device, args),
+        Command::Model(args) => run_model(cli.device, args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

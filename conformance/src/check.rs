@@ -20,6 +20,8 @@ pub const WORST_POSITIONS: usize = 5;
 /// seldon's greedy continuation against llama.cpp's.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GreedyReport {
+    /// Whether it ran (see [`GreedyRun`]); when not, the rest is empty.
+    pub run: bool,
     /// seldon's tokens, up to and including the first that differs.
     pub tokens: Vec<u32>,
     /// llama.cpp's tokens.
@@ -67,9 +69,30 @@ pub struct CaseReport {
 /// no margin of its own (reported, not asserted).
 const DEFAULT_GREEDY_MARGIN: f64 = 0.01;
 
+/// Whether a check runs the greedy continuation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GreedyRun {
+    /// Always (it is reported even where no threshold applies to it).
+    Always,
+    /// Only for classes that assert it (F32): one forward call per step is
+    /// the slow part of a case on a software GPU, and the table does not
+    /// show it.
+    WhenAsserted,
+}
+
 /// Runs `case` on `engine` (on `model` instead of the case's own model when
 /// given) and applies the thresholds of its class.
 pub fn check_case(engine: &Engine, case: &LoadedCase, model: Option<&Path>) -> Result<CaseReport> {
+    check_case_with(engine, case, model, GreedyRun::Always)
+}
+
+/// As [`check_case`], choosing whether the greedy continuation runs.
+pub fn check_case_with(
+    engine: &Engine,
+    case: &LoadedCase,
+    model: Option<&Path>,
+    greedy_run: GreedyRun,
+) -> Result<CaseReport> {
     let c = &case.case;
     if !c.adapters.is_empty() {
         return Err(ConformanceError::Unsupported(
@@ -100,11 +123,21 @@ pub fn check_case(engine: &Engine, case: &LoadedCase, model: Option<&Path>) -> R
     let logits = runner.logits_all(&c.tokens)?;
     let metrics = compare(reference.as_ref_logits(), &logits, c.n_vocab, &c.tokens)?;
     let last = &logits[(c.n_tokens - 1) * c.n_vocab..];
-    let ours = runner.greedy_against(last, c.n_tokens, &c.greedy.tokens)?;
     let class = CaseClass::of(&c.kind, &c.type_name);
     let limits = row(class).limits;
+    let run_greedy = greedy_run == GreedyRun::Always || limits.greedy_margin.is_some();
+    let ours = if run_greedy {
+        runner.greedy_against(last, c.n_tokens, &c.greedy.tokens)?
+    } else {
+        Vec::new()
+    };
     let greedy = GreedyReport {
-        first_divergence: first_divergence(&c.greedy.tokens, &ours),
+        run: run_greedy,
+        first_divergence: if run_greedy {
+            first_divergence(&c.greedy.tokens, &ours)
+        } else {
+            None
+        },
         steps_to_compare: greedy_steps_to_compare(
             &c.greedy.margins,
             limits.greedy_margin.unwrap_or(DEFAULT_GREEDY_MARGIN),
@@ -190,10 +223,11 @@ impl CaseReport {
             g(m.kl.max),
             100.0 * m.top1_agreement,
             g(m.logit_diff.max_abs),
-            self.greedy.first_divergence.map_or_else(
-                || format!("{0}/{0}", self.greedy.reference.len()),
-                |d| format!("diverges at {d}")
-            ),
+            match self.greedy.first_divergence {
+                _ if !self.greedy.run => "not run".to_string(),
+                None => format!("{0}/{0}", self.greedy.reference.len()),
+                Some(d) => format!("diverges at {d}"),
+            },
         )
     }
 
@@ -239,25 +273,29 @@ impl CaseReport {
         }
         let gr = &self.greedy;
         let asserted = row(self.class).limits.greedy_margin.is_some();
-        let _ = writeln!(
-            s,
-            "  greedy: {}; llama.cpp's margin exceeds {} for the first {} of {} steps ({})",
-            gr.first_divergence.map_or_else(
-                || "identical".to_string(),
-                |d| format!("first divergence at step {d}")
-            ),
-            row(self.class)
-                .limits
-                .greedy_margin
-                .unwrap_or(DEFAULT_GREEDY_MARGIN),
-            gr.steps_to_compare,
-            gr.reference.len(),
-            if asserted {
-                "those must agree"
-            } else {
-                "reported, not asserted for this class"
-            }
-        );
+        if !gr.run {
+            let _ = writeln!(s, "  greedy: not run (not asserted for this class)");
+        } else {
+            let _ = writeln!(
+                s,
+                "  greedy: {}; llama.cpp's margin exceeds {} for the first {} of {} steps ({})",
+                gr.first_divergence.map_or_else(
+                    || "identical".to_string(),
+                    |d| format!("first divergence at step {d}")
+                ),
+                row(self.class)
+                    .limits
+                    .greedy_margin
+                    .unwrap_or(DEFAULT_GREEDY_MARGIN),
+                gr.steps_to_compare,
+                gr.reference.len(),
+                if asserted {
+                    "those must agree"
+                } else {
+                    "reported, not asserted for this class"
+                }
+            );
+        }
         if let Some(t) = &self.tokenization {
             let _ = writeln!(
                 s,

@@ -9,11 +9,13 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use seldon_conformance::case::{LoadedCase, References};
-use seldon_conformance::check::check_case;
+use seldon_conformance::check::{GreedyRun, check_case};
 use seldon_conformance::kld::{compare_files, compare_model};
 use seldon_conformance::make_reference::{Source, make_reference};
 use seldon_conformance::run::{Backend, Engine};
-use seldon_conformance::table::{markdown, run_all};
+use seldon_conformance::table::{
+    CaseOutcome, Outcome, markdown, replace_region, rewrite_readme, rows, run_all,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,11 +96,19 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Run every case of a references directory and print the markdown table.
+    /// Run every case of the references and print the README conformance table.
     Table {
-        /// The references directory (default: the committed ones).
+        /// A references directory (repeatable; default: the committed ones).
         #[arg(long)]
-        references: Option<PathBuf>,
+        references: Vec<PathBuf>,
+        /// Also run the extended suite (`make_references.py --extended` writes
+        /// it to $SELDON_MODELS/conformance-extended).
+        #[arg(long)]
+        extended: bool,
+        /// Rewrite the region between `<!-- conformance:begin -->` and
+        /// `<!-- conformance:end -->` of this file (the README) in place.
+        #[arg(long, value_name = "FILE")]
+        readme: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -187,41 +197,97 @@ fn run(cli: Cli) -> Result<bool> {
             }
             Ok(report.pass)
         }
-        Command::Table { references, common } => table(references.as_deref(), &common),
+        Command::Table {
+            references,
+            extended,
+            readme,
+            common,
+        } => table(references, extended, readme.as_deref(), &common),
     }
 }
 
-fn table(references: Option<&Path>, common: &Common) -> Result<bool> {
-    let root = references.map_or_else(References::committed_dir, Path::to_path_buf);
-    let refs = References::open(&root)?;
+fn table(
+    mut dirs: Vec<PathBuf>,
+    extended: bool,
+    readme: Option<&Path>,
+    common: &Common,
+) -> Result<bool> {
+    if dirs.is_empty() {
+        dirs.push(References::committed_dir());
+    }
+    if extended {
+        let ext = References::extended_dir();
+        anyhow::ensure!(
+            ext.join("manifest.json").is_file(),
+            "no extended suite at {}: make it with conformance/scripts/make_references.py --extended",
+            ext.display()
+        );
+        dirs.push(ext);
+    }
+    let suites = dirs
+        .iter()
+        .map(|d| {
+            let label = if *d == References::committed_dir() {
+                "committed".to_string()
+            } else if *d == References::extended_dir() {
+                "extended".to_string()
+            } else {
+                d.display().to_string()
+            };
+            References::open(d).map(|r| (label, r))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(path) = readme {
+        // Find out before the minutes of running that the file cannot take the table.
+        let doc = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        replace_region(&doc, "").with_context(|| path.display().to_string())?;
+    }
     let engine = engine(common)?;
     let backend = match engine.gpu() {
         Some(gpu) => format!("{} ({:?})", gpu.adapter().name, gpu.adapter().backend),
         None => "seldon's CPU reference forward pass".to_string(),
     };
-    let outcomes = run_all(&engine, &refs, |o| eprintln!("{}", o.line()));
-    // A case skipped for an absent external model is not a failure; one that
-    // errs or that the engine cannot run yet is.
-    let pass = outcomes.iter().all(|o| {
-        o.passed()
-            || matches!(
-                o.outcome,
-                seldon_conformance::table::Outcome::Skipped { .. }
-            )
-    });
+    let mut outcomes = Vec::new();
+    for (label, refs) in &suites {
+        // The table shows no greedy figures: run the continuation only where
+        // a threshold applies to it (F32 cases).
+        let each = |o: &CaseOutcome| eprintln!("[{label}] {}", o.line());
+        for o in run_all(&engine, refs, GreedyRun::WhenAsserted, each) {
+            outcomes.push((label.clone(), o));
+        }
+    }
+    let ran = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o.outcome, Outcome::Ran(_)))
+        .count();
+    eprintln!("{} cases, {ran} run", outcomes.len());
+    let rows = rows(&outcomes);
+    // A case skipped for an absent external model, or one that needs an engine
+    // feature that does not exist yet (LoRA), is shown but is not a failure;
+    // a threshold missed or an error is.
+    let pass = rows.iter().all(|r| !r.failed);
+    let (_, first) = &suites[0];
     let llama = format!(
         "{} (llama-cpp-python {})",
-        refs.manifest.llama_cpp_commit, refs.manifest.llama_cpp_python
+        first.manifest.llama_cpp_commit, first.manifest.llama_cpp_python
     );
+    let md = markdown(&rows, &backend, &llama)?;
+    if let Some(path) = readme {
+        rewrite_readme(path, &md)?;
+        eprintln!("rewrote the conformance table in {}", path.display());
+    }
     if common.json {
+        let cases: Vec<_> = outcomes.iter().map(|(_, o)| o).collect();
         print_json(&serde_json::json!({
             "backend": backend,
             "llama_cpp": llama,
-            "cases": outcomes,
+            "rows": rows,
+            "cases": cases,
             "pass": pass,
         }))?;
     } else {
-        print!("{}", markdown(&outcomes, &backend, &llama)?);
+        print!("{md}");
     }
     Ok(pass)
 }

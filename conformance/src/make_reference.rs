@@ -11,7 +11,7 @@ use crate::error::{ConformanceError, Result};
 pub const PYTHON_ENV: &str = "SELDON_PYTHON";
 
 /// The pinned versions the committed references were made with.
-pub const PINS: &str = "llama-cpp-python==0.3.36 gguf==0.19.0 numpy";
+pub const PINS: &str = "llama-cpp-python==0.3.36 gguf==0.19.0 numpy==2.4.6";
 
 /// Where the reference comes from.
 #[derive(Debug, Clone)]
@@ -74,6 +74,17 @@ pub fn make_reference(
     out: &Path,
     f64_reference: bool,
 ) -> Result<PathBuf> {
+    let input = match source {
+        Source::TextFile(f) | Source::TokensFile(f) => f,
+    };
+    for (what, path) in [("model", model), ("input", input.as_path())] {
+        if !path.is_file() {
+            return Err(ConformanceError::Invalid(format!(
+                "{what} file {} does not exist",
+                path.display()
+            )));
+        }
+    }
     let python = python();
     check_python(&python)?;
     let script = script();
@@ -100,11 +111,19 @@ pub fn make_reference(
         .output()
         .map_err(|e| ConformanceError::Python(format!("cannot run {python}: {e}")))?;
     if !res.status.success() {
+        // The last line of a traceback says what went wrong; the rest is noise.
+        let err = String::from_utf8_lossy(&res.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message")
+            .trim();
         return Err(ConformanceError::Python(format!(
-            "{} failed ({}): {}",
+            "llama.cpp could not make the reference ({} {}, {}): {last}",
+            python,
             script.display(),
-            res.status,
-            String::from_utf8_lossy(&res.stderr).trim()
+            res.status
         )));
     }
     Ok(out.to_path_buf())

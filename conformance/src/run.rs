@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use seldon_engine::model::{CpuModel, Forward, GpuModel, GpuModelOptions, Logits, Model};
+use seldon_engine::model::{CpuModel, Forward, GpuSession, Logits, Model, SessionOptions};
 use seldon_engine::tokenizer::Tokenizer;
 use seldon_kernels::kv_cache::KvType;
 use seldon_kernels::{Gpu, GpuOptions};
@@ -82,13 +82,13 @@ impl Engine {
     pub fn load_model(&self, model: Arc<Model>, n_ctx: usize) -> Result<Runner> {
         let forward: Box<dyn Forward> = match &self.gpu {
             Some(gpu) => {
-                let options = GpuModelOptions {
+                let options = SessionOptions {
                     n_ctx,
                     kv_type_k: KvType::F32,
                     kv_type_v: KvType::F32,
                     max_batch: MAX_BATCH.min(n_ctx),
                 };
-                Box::new(GpuModel::new(Arc::clone(gpu), &model, options)?)
+                Box::new(GpuSession::load(Arc::clone(gpu), &model, options)?)
             }
             None => Box::new(CpuModel::new(Arc::clone(&model), n_ctx)?),
         };

@@ -52,7 +52,27 @@ fn usage_errors_exit_2() {
         2
     );
     assert_eq!(code(&run(&["make-reference", "-m", "a", "--out", "b"])), 2);
+    assert_eq!(
+        code(&run(&[
+            "make-reference",
+            "-m",
+            "a",
+            "--text-file",
+            "t",
+            "--tokens-file",
+            "t",
+            "--out",
+            "b"
+        ])),
+        2
+    );
+    assert_eq!(code(&run(&["table", "--frobnicate"])), 2);
+    assert_eq!(
+        code(&run(&["check", "--reference", "x", "--json", "-q"])),
+        2
+    );
     assert_eq!(code(&run(&["--help"])), 0);
+    assert_eq!(code(&run(&["table", "--help"])), 0);
 }
 
 #[test]
@@ -181,11 +201,12 @@ fn make_reference_says_how_to_install_llama_cpp_python() {
     let dir = temp_dir("mkref-missing");
     let text = dir.join("t.txt");
     std::fs::write(&text, "hello").unwrap();
+    let model = References::committed_dir().join("tiny/qwen3-Q5_0/model.gguf");
     let o = bin()
         .args([
             "make-reference",
             "-m",
-            "model.gguf",
+            s(&model),
             "--text-file",
             s(&text),
             "--out",
@@ -198,6 +219,26 @@ fn make_reference_says_how_to_install_llama_cpp_python() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
         e.contains("pip install llama-cpp-python==0.3.36") && e.contains("SELDON_PYTHON"),
+        "{e}"
+    );
+    // A missing model is named before Python is even looked for.
+    let o = bin()
+        .args([
+            "make-reference",
+            "-m",
+            "/nonexistent/model.gguf",
+            "--text-file",
+            s(&text),
+            "--out",
+            s(&dir.join("c.json")),
+        ])
+        .env("SELDON_PYTHON", "/nonexistent/python3")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("model file /nonexistent/model.gguf does not exist"),
         "{e}"
     );
 }
@@ -241,4 +282,103 @@ fn make_reference_then_check_with_the_reference_venv() {
     assert_eq!(v["n_tokens"], 12);
     assert_eq!(v["tokenization"], serde_json::Value::Null);
     assert_eq!(code(&o), 0, "{v}");
+}
+
+/// A references directory holding one committed case (the copy keeps the
+/// layout: manifest.json at the root, the case under tiny/).
+fn one_case_references(name: &str) -> PathBuf {
+    let root = temp_dir(name).join("refs");
+    let id = "tiny/qwen3-Q5_0";
+    let src = References::committed_dir().join(id);
+    let dst = root.join(id);
+    std::fs::create_dir_all(&dst).unwrap();
+    for f in ["case.json", "logits.npy", "model.gguf"] {
+        std::fs::copy(src.join(f), dst.join(f)).unwrap();
+    }
+    let manifest = serde_json::json!({
+        "llama_cpp_commit": "0c1e5709",
+        "llama_cpp_python": "0.3.36",
+        "format_version": 1,
+        "files": [{"path": format!("{id}/case.json"), "bytes": 0, "sha256": ""}],
+    });
+    std::fs::write(
+        root.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    root
+}
+
+#[test]
+fn table_rewrites_the_readme_region_and_reports_json() {
+    let refs = one_case_references("table");
+    let readme = refs.parent().unwrap().join("README.md");
+    std::fs::write(
+        &readme,
+        "# x\n\nbefore\n<!-- conformance:begin -->\nold table\n<!-- conformance:end -->\nafter\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "table",
+        "--references",
+        s(&refs),
+        "--cpu",
+        "--readme",
+        s(&readme),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        md.contains("| tiny random | qwen3 | Q5_0 |") && md.contains("| pass |"),
+        "{md}"
+    );
+    let doc = std::fs::read_to_string(&readme).unwrap();
+    assert!(doc.starts_with("# x\n\nbefore\n<!-- conformance:begin -->\n"));
+    assert!(doc.ends_with("\n<!-- conformance:end -->\nafter\n"));
+    assert!(
+        !doc.contains("old table") && doc.contains(md.trim_end()),
+        "{doc}"
+    );
+
+    let o = run(&["table", "--references", s(&refs), "--cpu", "--json"]);
+    assert_eq!(code(&o), 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["pass"], true);
+    assert_eq!(v["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(v["rows"][0]["positions"], 36);
+    assert!(v["rows"][0]["f64_reference"]["mean_kl"].as_f64().unwrap() > 0.0);
+
+    // A README without the markers is bad input: status 1, file untouched.
+    std::fs::write(&readme, "no markers\n").unwrap();
+    let o = run(&[
+        "table",
+        "--references",
+        s(&refs),
+        "--cpu",
+        "--readme",
+        s(&readme),
+    ]);
+    assert_eq!(code(&o), 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("conformance:begin"));
+    assert_eq!(std::fs::read_to_string(&readme).unwrap(), "no markers\n");
+}
+
+#[test]
+fn missing_files_exit_1_with_the_path_named() {
+    let o = run(&["check", "--reference", "/nonexistent/case.json", "--cpu"]);
+    assert_eq!(code(&o), 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/case.json"));
+    let o = run(&["kld", "--base", "/nonexistent/base.kld", "--other", "/x"]);
+    assert_eq!(code(&o), 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/base.kld"));
+    let o = run(&[
+        "table",
+        "--references",
+        "/nonexistent/refs",
+        "--cpu",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 1);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("manifest.json"));
 }

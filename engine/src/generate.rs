@@ -40,15 +40,22 @@ pub enum StopReason {
     EndOfGeneration(u32),
     /// The next token would not fit the context.
     ContextFull,
+    /// The text contained the stop string with this index (not emitted).
+    StopString(usize),
+    /// A [`CancelToken`](crate::CancelToken) was cancelled.
+    Cancelled,
 }
 
 impl StopReason {
-    /// A short name for reports ("length", "eog", "context_full").
+    /// A short name for reports ("length", "eog", "context_full", "stop",
+    /// "cancelled").
     pub fn name(self) -> &'static str {
         match self {
             Self::Length => "length",
             Self::EndOfGeneration(_) => "eog",
             Self::ContextFull => "context_full",
+            Self::StopString(_) => "stop",
+            Self::Cancelled => "cancelled",
         }
     }
 }

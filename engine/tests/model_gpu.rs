@@ -7,7 +7,11 @@ mod model_util;
 use std::sync::{Arc, OnceLock};
 
 use model_util::{case, ids, references, smollm2};
-use seldon_engine::model::{CpuModel, Forward, GpuModel, GpuModelOptions, Logits, Model};
+use seldon_engine::generate::{GenerateParams, StopReason, generate};
+use seldon_engine::model::{
+    CpuModel, Forward, GpuModel, GpuSession, Logits, Model, ModelError, SessionOptions,
+};
+use seldon_engine::sampler::SamplerParams;
 use seldon_kernels::kv_cache::KvType;
 use seldon_kernels::tolerance::nmse;
 use seldon_kernels::{Gpu, GpuOptions};
@@ -17,8 +21,8 @@ fn gpu() -> Arc<Gpu> {
     Arc::clone(GPU.get_or_init(|| Arc::new(Gpu::new(GpuOptions::default()).unwrap())))
 }
 
-fn options(n_ctx: usize, kv: KvType, max_batch: usize) -> GpuModelOptions {
-    GpuModelOptions {
+fn options(n_ctx: usize, kv: KvType, max_batch: usize) -> SessionOptions {
+    SessionOptions {
         n_ctx,
         kv_type_k: kv,
         kv_type_v: kv,
@@ -60,7 +64,7 @@ fn tiny_models_prefill_matches_the_cpu_reference() {
         let mut cpu = CpuModel::new(Arc::clone(&model), 64).unwrap();
         let want = cpu.forward(&tokens, 0, Logits::All).unwrap();
         for (kv, limit) in [(KvType::F32, NMSE_F32_CACHE), (KvType::F16, NMSE_F16_CACHE)] {
-            let mut g = GpuModel::new(gpu(), &model, options(64, kv, 64)).unwrap();
+            let mut g = GpuSession::load(gpu(), &model, options(64, kv, 64)).unwrap();
             let got = g.forward(&tokens, 0, Logits::All).unwrap();
             let e = nmse(&want, &got).unwrap();
             println!(
@@ -80,7 +84,7 @@ fn tiny_decode_steps_and_micro_batches_match_the_cpu_reference() {
     for arch in ["qwen3", "bitnet"] {
         let (tokens, model) = tiny(arch);
         let mut cpu = CpuModel::new(Arc::clone(&model), 64).unwrap();
-        let mut g = GpuModel::new(gpu(), &model, options(64, KvType::F32, 5)).unwrap();
+        let mut g = GpuSession::load(gpu(), &model, options(64, KvType::F32, 5)).unwrap();
         let (prompt, rest) = tokens.split_at(tokens.len() - 6);
         let want = cpu.forward(prompt, 0, Logits::Last).unwrap();
         let got = g.forward(prompt, 0, Logits::Last).unwrap();
@@ -112,7 +116,7 @@ fn long_context_decode_takes_the_split_attention_path() {
     let (tokens, model) = tiny("llama");
     let prompt: Vec<u32> = tokens.iter().cycle().take(600).copied().collect();
     let mut cpu = CpuModel::new(Arc::clone(&model), 640).unwrap();
-    let mut g = GpuModel::new(gpu(), &model, options(640, KvType::F32, 256)).unwrap();
+    let mut g = GpuSession::load(gpu(), &model, options(640, KvType::F32, 256)).unwrap();
     cpu.forward(&prompt, 0, Logits::Last).unwrap();
     g.forward(&prompt, 0, Logits::Last).unwrap();
     for (i, &t) in tokens[..3].iter().enumerate() {
@@ -124,6 +128,112 @@ fn long_context_decode_takes_the_split_attention_path() {
 }
 
 #[test]
+fn sessions_share_one_model_across_threads() {
+    // One upload, two sequences with their own caches (of different types),
+    // interleaved on one thread and then run side by side on two.
+    let (tokens, model) = tiny("qwen2");
+    let shared = GpuModel::load(gpu(), &model).unwrap();
+    let mut a = shared.session(options(64, KvType::F32, 8)).unwrap();
+    let mut b = shared.session(options(64, KvType::F16, 64)).unwrap();
+    let (prompt_a, prompt_b) = (&tokens[..10], &tokens[5..20]);
+    let mut cpu_a = CpuModel::new(Arc::clone(&model), 64).unwrap();
+    let mut cpu_b = CpuModel::new(Arc::clone(&model), 64).unwrap();
+    let check = |want: &[f32], got: &[f32], limit: f64, what: &str| {
+        let e = nmse(want, got).unwrap();
+        assert!(e <= limit, "{what}: nmse {e}");
+    };
+    let got_a = a.forward(prompt_a, 0, Logits::Last).unwrap();
+    let got_b = b.forward(prompt_b, 0, Logits::Last).unwrap();
+    let want_a = cpu_a.forward(prompt_a, 0, Logits::Last).unwrap();
+    let want_b = cpu_b.forward(prompt_b, 0, Logits::Last).unwrap();
+    check(&want_a, &got_a, NMSE_F32_CACHE, "a prefill");
+    check(&want_b, &got_b, NMSE_F16_CACHE, "b prefill");
+    for (i, &t) in tokens[20..24].iter().enumerate() {
+        let got_a = a.forward(&[t], prompt_a.len() + i, Logits::Last).unwrap();
+        let got_b = b.forward(&[t], prompt_b.len() + i, Logits::Last).unwrap();
+        let want_a = cpu_a
+            .forward(&[t], prompt_a.len() + i, Logits::Last)
+            .unwrap();
+        let want_b = cpu_b
+            .forward(&[t], prompt_b.len() + i, Logits::Last)
+            .unwrap();
+        check(&want_a, &got_a, NMSE_F32_CACHE, "a decode");
+        check(&want_b, &got_b, NMSE_F16_CACHE, "b decode");
+    }
+    assert_eq!((a.cached_len(), b.cached_len()), (14, 19));
+    assert!(Arc::ptr_eq(a.model(), b.model()));
+
+    let run = |mut s: GpuSession, prompt: &[u32]| {
+        let first = s.forward(prompt, 0, Logits::All).unwrap();
+        let next = s
+            .forward(&tokens[30..31], prompt.len(), Logits::Last)
+            .unwrap();
+        (first, next)
+    };
+    let (ra, rb) = std::thread::scope(|scope| {
+        let ha = scope.spawn(|| run(a, prompt_a));
+        let hb = scope.spawn(|| run(b, prompt_b));
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    for (prompt, cache_limit, (first, next)) in [
+        (prompt_a, NMSE_F32_CACHE, ra),
+        (prompt_b, NMSE_F16_CACHE, rb),
+    ] {
+        let mut cpu = CpuModel::new(Arc::clone(&model), 64).unwrap();
+        check(
+            &cpu.forward(prompt, 0, Logits::All).unwrap(),
+            &first,
+            cache_limit,
+            "thread all",
+        );
+        let want = cpu
+            .forward(&tokens[30..31], prompt.len(), Logits::Last)
+            .unwrap();
+        check(&want, &next, cache_limit, "thread decode");
+    }
+}
+
+#[test]
+fn a_full_context_stops_generation_and_never_wraps() {
+    // An 8-position session: 3 prompt tokens and 5 evaluated generated tokens
+    // fill it; the 6th sampled token no longer fits and generation stops.
+    let (tokens, model) = tiny("llama");
+    let mut g = GpuSession::load(gpu(), &model, options(8, KvType::F16, 4)).unwrap();
+    let params = GenerateParams {
+        n_predict: None,
+        batch_size: 2,
+        sampler: SamplerParams {
+            temp: 0.0,
+            ..SamplerParams::default()
+        },
+    };
+    let r = generate::<_, ModelError>(&mut g, &tokens[..3], &params, &|_| false, &mut |_| Ok(()))
+        .unwrap();
+    assert_eq!(r.stop, StopReason::ContextFull);
+    assert_eq!(r.tokens.len(), 6);
+    assert_eq!(g.cached_len(), 8);
+    // A forward past the end is refused, not written modulo the context.
+    let past = g.forward(&tokens[..1], 8, Logits::Last);
+    assert!(
+        matches!(
+            past,
+            Err(ModelError::ContextFull {
+                needed: 9,
+                n_ctx: 8
+            })
+        ),
+        "{past:?}"
+    );
+    let long = g.forward(&tokens[..9], 0, Logits::Last);
+    assert!(
+        matches!(long, Err(ModelError::ContextFull { .. })),
+        "{long:?}"
+    );
+    // The cache still serves the positions it holds.
+    g.forward(&tokens[..8], 0, Logits::Last).unwrap();
+}
+
+#[test]
 fn smollm2_gpu_logits_match_the_cpu_reference() {
     let model = Arc::new(Model::open(&smollm2()).unwrap());
     let c = case("smollm2/Q4_1/capital");
@@ -132,7 +242,7 @@ fn smollm2_gpu_logits_match_the_cpu_reference() {
     let want = cpu.forward(&tokens, 0, Logits::All).unwrap();
     let n_vocab = model.config().n_vocab;
     for (kv, limit) in [(KvType::F32, NMSE_F32_CACHE), (KvType::F16, NMSE_F16_CACHE)] {
-        let mut g = GpuModel::new(gpu(), &model, options(32, kv, 32)).unwrap();
+        let mut g = GpuSession::load(gpu(), &model, options(32, kv, 32)).unwrap();
         let got = g.forward(&tokens, 0, Logits::All).unwrap();
         let e = nmse(&want, &got).unwrap();
         println!(

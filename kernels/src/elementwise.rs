@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::args::{check_f32_len, record, to_u32};
+use crate::args::{check_f32_len, to_u32};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::prepared::{Dispatch, Prepared};
 
 /// Shader name in [`crate::shaders::ALL`].
 pub const SHADER: &str = "elementwise";
@@ -86,6 +87,23 @@ impl Elementwise {
         n: u64,
         nb: u64,
     ) -> Result<()> {
+        self.prepare_binary(gpu, op, a, b, y, n, nb)?
+            .encode(encoder);
+        Ok(())
+    }
+
+    /// [`Elementwise::encode_binary`] built once, to be recorded into many steps.
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare_binary(
+        &self,
+        gpu: &Gpu,
+        op: BinaryOp,
+        a: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        n: u64,
+        nb: u64,
+    ) -> Result<Prepared> {
         let name = op.entry();
         if nb == 0 || !n.is_multiple_of(nb) {
             return Err(Error::invalid(
@@ -107,12 +125,11 @@ impl Elementwise {
         };
         let groups = gpu.workgroups(name, n, WORKGROUP)?;
         if groups.total() == 0 {
-            return Ok(());
+            return Ok(Prepared::none());
         }
         let params = gpu.uniform("elementwise.params", &params)?;
-        let bind_group = gpu.bind_group(name, pipeline, &[(0, a), (1, b), (2, y), (3, &params)])?;
-        record(encoder, name, pipeline, &bind_group, groups);
-        Ok(())
+        let entries = [(0, a), (1, b), (2, y), (3, &params)];
+        Ok(Dispatch::new(gpu, name, pipeline, &entries, groups)?.into())
     }
 
     /// Records `y[i] = a[i] * scale` for `i < n` into `encoder`.
@@ -125,6 +142,19 @@ impl Elementwise {
         n: u64,
         scale: f32,
     ) -> Result<()> {
+        self.prepare_scale(gpu, a, y, n, scale)?.encode(encoder);
+        Ok(())
+    }
+
+    /// [`Elementwise::encode_scale`] built once, to be recorded into many steps.
+    pub fn prepare_scale(
+        &self,
+        gpu: &Gpu,
+        a: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        n: u64,
+        scale: f32,
+    ) -> Result<Prepared> {
         let name = "scale";
         check_f32_len(name, "a", a, n)?;
         check_f32_len(name, "y", y, n)?;
@@ -136,13 +166,12 @@ impl Elementwise {
         };
         let groups = gpu.workgroups(name, n, WORKGROUP)?;
         if groups.total() == 0 {
-            return Ok(());
+            return Ok(Prepared::none());
         }
         let params = gpu.uniform("elementwise.params", &params)?;
         // Binding 1 (b) is unused by `scale`, so the derived layout omits it.
-        let bind_group = gpu.bind_group(name, &self.scale, &[(0, a), (2, y), (3, &params)])?;
-        record(encoder, name, &self.scale, &bind_group, groups);
-        Ok(())
+        let entries = [(0, a), (2, y), (3, &params)];
+        Ok(Dispatch::new(gpu, name, &self.scale, &entries, groups)?.into())
     }
 }
 

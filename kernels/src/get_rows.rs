@@ -11,9 +11,10 @@ use std::sync::Arc;
 use bytemuck::{Pod, Zeroable};
 use seldon_formats::GgmlType;
 
-use crate::args::{check_f32_len, record, to_u32};
+use crate::args::{check_f32_len, to_u32};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::prepared::{Dispatch, Prepared};
 
 /// Shader name in [`crate::shaders::ALL`].
 pub const SHADER: &str = "get_rows";
@@ -89,6 +90,24 @@ impl GetRows {
         n_cols: u64,
         n_ids: u64,
     ) -> Result<()> {
+        self.prepare(gpu, weight, ids, dst, n_rows, n_cols, n_ids)?
+            .encode(encoder);
+        Ok(())
+    }
+
+    /// [`GetRows::encode`] built once, to be recorded into many steps (the
+    /// ids are read from `ids` when the step runs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare(
+        &self,
+        gpu: &Gpu,
+        weight: &wgpu::Buffer,
+        ids: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        n_rows: u64,
+        n_cols: u64,
+        n_ids: u64,
+    ) -> Result<Prepared> {
         let op = "get_rows";
         let ty = self.ty;
         if !n_cols.is_multiple_of(ty.block_size()) {
@@ -128,16 +147,11 @@ impl GetRows {
         };
         let groups = gpu.workgroups(op, n_ids, 1)?;
         if groups.total() == 0 || n_cols == 0 {
-            return Ok(());
+            return Ok(Prepared::none());
         }
         let params = gpu.uniform("get_rows.params", &params)?;
-        let bind_group = gpu.bind_group(
-            op,
-            &self.pipeline,
-            &[(0, weight), (1, ids), (2, dst), (3, &params)],
-        )?;
-        record(encoder, op, &self.pipeline, &bind_group, groups);
-        Ok(())
+        let entries = [(0, weight), (1, ids), (2, dst), (3, &params)];
+        Ok(Dispatch::new(gpu, op, &self.pipeline, &entries, groups)?.into())
     }
 }
 

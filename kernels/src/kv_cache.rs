@@ -14,9 +14,10 @@ use std::sync::Arc;
 use bytemuck::{Pod, Zeroable};
 use seldon_formats::GgmlType;
 
-use crate::args::{check_f32_len, record, to_u32};
+use crate::args::{check_f32_len, to_u32};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::prepared::{Dispatch, Prepared};
 
 /// Shader name in [`crate::shaders::ALL`].
 pub const SHADER: &str = "kv_cache";
@@ -182,6 +183,26 @@ impl KvWrite {
         n_tokens: u64,
         pos0: u64,
     ) -> Result<()> {
+        let params = Self::params(source, layout, n_tokens, pos0)?;
+        if n_tokens == 0 || params.row_len == 0 {
+            return Ok(());
+        }
+        let uniform = gpu.uniform("kv_write.params", &params)?;
+        let end = pos0 + n_tokens;
+        self.build(gpu, src, source, cache, layout, n_tokens, end, &uniform)?
+            .encode(encoder);
+        Ok(())
+    }
+
+    /// The params of writing `n_tokens` rows (as `source` says) at positions
+    /// `pos0..pos0 + n_tokens` of a cache of `layout`: checks the shapes (not
+    /// the buffers). A prepared write reads these from its params uniform.
+    pub fn params(
+        source: KvSource,
+        layout: KvLayout,
+        n_tokens: u64,
+        pos0: u64,
+    ) -> Result<KvWriteParams> {
         let op = "kv_write";
         let row_len = layout
             .row_len()
@@ -210,37 +231,95 @@ impl KvWrite {
                     ),
                 )
             })?;
-        if n_tokens == 0 || row_len == 0 {
-            return Ok(());
-        }
-        let src_end = (n_tokens - 1)
-            .checked_mul(source.stride)
-            .and_then(|v| v.checked_add(source.offset))
-            .and_then(|v| v.checked_add(row_len))
-            .ok_or_else(|| Error::invalid(op, "source view overflows u64"))?;
-        check_f32_len(op, "src", src, src_end)?;
-        layout.check_buffer(op, "cache", cache, end)?;
+        let src_end = source_end(source, row_len, n_tokens)?;
         // The shader indexes the cache in elements (f32) or words (f16) in u32.
         to_u32(op, "end * row_len", end.saturating_mul(row_len))?;
         to_u32(op, "source end", src_end)?;
-        let params = KvWriteParams {
+        Ok(KvWriteParams {
             n_tokens: to_u32(op, "n_tokens", n_tokens)?,
             row_len: to_u32(op, "row_len", row_len)?,
             pos0: to_u32(op, "pos0", pos0)?,
             src_stride: to_u32(op, "src_stride", source.stride)?,
             src_offset: to_u32(op, "src_offset", source.offset)?,
             ..KvWriteParams::default()
-        };
+        })
+    }
+
+    /// A write of `n_tokens` rows from `src` into `cache` (which must hold all
+    /// `layout.n_ctx` positions) built once, to be recorded into many steps.
+    /// Its position comes from the uniform `params`, which the caller fills
+    /// with [`KvWrite::params`] (same `source`, `layout` and `n_tokens`)
+    /// before each submit; one such uniform may serve every layer's writes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare(
+        &self,
+        gpu: &Gpu,
+        src: &wgpu::Buffer,
+        source: KvSource,
+        cache: &wgpu::Buffer,
+        layout: KvLayout,
+        n_tokens: u64,
+        params: &wgpu::Buffer,
+    ) -> Result<Prepared> {
+        let checked = Self::params(source, layout, n_tokens, 0)?;
+        if n_tokens == 0 || checked.row_len == 0 {
+            return Ok(Prepared::none());
+        }
+        if params.size() < size_of::<KvWriteParams>() as u64 {
+            return Err(Error::invalid("kv_write", "params buffer too small"));
+        }
+        to_u32(
+            "kv_write",
+            "n_ctx * row_len",
+            layout.n_ctx.saturating_mul(u64::from(checked.row_len)),
+        )?;
+        self.build(
+            gpu,
+            src,
+            source,
+            cache,
+            layout,
+            n_tokens,
+            layout.n_ctx,
+            params,
+        )
+    }
+
+    /// The dispatch, for a cache that must hold `positions` positions.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &self,
+        gpu: &Gpu,
+        src: &wgpu::Buffer,
+        source: KvSource,
+        cache: &wgpu::Buffer,
+        layout: KvLayout,
+        n_tokens: u64,
+        positions: u64,
+        params: &wgpu::Buffer,
+    ) -> Result<Prepared> {
+        let op = "kv_write";
+        let row_len = layout.row_len().unwrap_or(u64::MAX);
+        check_f32_len(op, "src", src, source_end(source, row_len, n_tokens)?)?;
+        layout.check_buffer(op, "cache", cache, positions)?;
         let (pipeline, words) = match layout.ty {
             KvType::F32 => (&self.f32, n_tokens * row_len),
             KvType::F16 => (&self.f16, n_tokens * row_len / 2),
         };
         let groups = gpu.workgroups(op, words, WORKGROUP)?;
-        let params = gpu.uniform("kv_write.params", &params)?;
-        let bind_group = gpu.bind_group(op, pipeline, &[(0, src), (1, cache), (2, &params)])?;
-        record(encoder, op, pipeline, &bind_group, groups);
-        Ok(())
+        let entries = [(0, src), (1, cache), (2, params)];
+        Ok(Dispatch::new(gpu, op, pipeline, &entries, groups)?.into())
     }
+}
+
+/// One past the last source element a write of `n_tokens` rows reads.
+fn source_end(source: KvSource, row_len: u64, n_tokens: u64) -> Result<u64> {
+    n_tokens
+        .saturating_sub(1)
+        .checked_mul(source.stride)
+        .and_then(|v| v.checked_add(source.offset))
+        .and_then(|v| v.checked_add(row_len))
+        .ok_or_else(|| Error::invalid("kv_write", "source view overflows u64"))
 }
 
 /// CPU reference: writes the rows into `cache`, the cache's bytes (f32 or f16,

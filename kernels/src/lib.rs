@@ -15,6 +15,7 @@ pub mod get_rows;
 pub mod gpu;
 pub mod kv_cache;
 pub mod matmul;
+pub mod prepared;
 pub mod rms_norm;
 pub mod rope;
 pub mod shaders;
@@ -25,3 +26,4 @@ pub mod tolerance;
 
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuFeatures, GpuOptions, LimitsRequest, Workgroups};
+pub use prepared::{Dispatch, Prepared};

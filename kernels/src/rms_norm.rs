@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::args::{check_f32_len, record, to_u32};
+use crate::args::{check_f32_len, to_u32};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::prepared::{Dispatch, Prepared};
 
 /// Shader name in [`crate::shaders::ALL`].
 pub const SHADER: &str = "rms_norm";
@@ -84,6 +85,20 @@ impl RmsNorm {
         shape: RmsNormShape,
         eps: f32,
     ) -> Result<()> {
+        self.prepare(gpu, x, weight, y, shape, eps)?.encode(encoder);
+        Ok(())
+    }
+
+    /// [`RmsNorm::encode`] built once, to be recorded into many steps.
+    pub fn prepare(
+        &self,
+        gpu: &Gpu,
+        x: &wgpu::Buffer,
+        weight: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        shape: RmsNormShape,
+        eps: f32,
+    ) -> Result<Prepared> {
         let op = "rms_norm";
         let elements = shape
             .elements()
@@ -103,20 +118,15 @@ impl RmsNorm {
             _pad0: 0,
         };
         if shape.n == 0 {
-            return Ok(());
+            return Ok(Prepared::none());
         }
         let groups = gpu.workgroups(op, shape.rows, 1)?;
         if groups.total() == 0 {
-            return Ok(());
+            return Ok(Prepared::none());
         }
         let params = gpu.uniform("rms_norm.params", &params)?;
-        let bind_group = gpu.bind_group(
-            op,
-            &self.pipeline,
-            &[(0, x), (1, weight), (2, y), (3, &params)],
-        )?;
-        record(encoder, op, &self.pipeline, &bind_group, groups);
-        Ok(())
+        let entries = [(0, x), (1, weight), (2, y), (3, &params)];
+        Ok(Dispatch::new(gpu, op, &self.pipeline, &entries, groups)?.into())
     }
 }
 

@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::args::{check_f32_len, record, to_u32};
+use crate::args::{check_f32_len, to_u32};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::prepared::{Dispatch, Prepared};
 
 /// Shader name in [`crate::shaders::ALL`].
 pub const SHADER: &str = "rope";
@@ -159,13 +160,30 @@ impl Rope {
         shape: RopeShape,
         config: &RopeConfig,
     ) -> Result<()> {
+        self.prepare(gpu, src, dst, positions, freq_factors, shape, config)?
+            .encode(encoder);
+        Ok(())
+    }
+
+    /// [`Rope::encode`] built once, to be recorded into many steps (the
+    /// positions are read from `positions` when the step runs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare(
+        &self,
+        gpu: &Gpu,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        positions: &wgpu::Buffer,
+        freq_factors: Option<&wgpu::Buffer>,
+        shape: RopeShape,
+        config: &RopeConfig,
+    ) -> Result<Prepared> {
         let op = "rope";
         let params = params(op, shape, config)?;
         let elements = shape.elements().unwrap_or(u64::MAX);
         check_f32_len(op, "src", src, elements)?;
-        self.record(
+        self.build(
             gpu,
-            encoder,
             op,
             &self.out_of_place,
             Some(src),
@@ -188,11 +206,25 @@ impl Rope {
         shape: RopeShape,
         config: &RopeConfig,
     ) -> Result<()> {
+        self.prepare_in_place(gpu, x, positions, freq_factors, shape, config)?
+            .encode(encoder);
+        Ok(())
+    }
+
+    /// [`Rope::encode_in_place`] built once, to be recorded into many steps.
+    pub fn prepare_in_place(
+        &self,
+        gpu: &Gpu,
+        x: &wgpu::Buffer,
+        positions: &wgpu::Buffer,
+        freq_factors: Option<&wgpu::Buffer>,
+        shape: RopeShape,
+        config: &RopeConfig,
+    ) -> Result<Prepared> {
         let op = "rope_in_place";
         let params = params(op, shape, config)?;
-        self.record(
+        self.build(
             gpu,
-            encoder,
             op,
             &self.in_place,
             None,
@@ -204,18 +236,17 @@ impl Rope {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record(
+    fn build(
         &self,
         gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
         op: &str,
-        pipeline: &wgpu::ComputePipeline,
+        pipeline: &Arc<wgpu::ComputePipeline>,
         src: Option<&wgpu::Buffer>,
         dst: &wgpu::Buffer,
         positions: &wgpu::Buffer,
         freq_factors: Option<&wgpu::Buffer>,
         params: RopeParams,
-    ) -> Result<()> {
+    ) -> Result<Prepared> {
         let n_tokens = u64::from(params.n_tokens);
         let elements = n_tokens * u64::from(params.n_head) * u64::from(params.head_dim);
         check_f32_len(op, "dst", dst, elements)?;
@@ -226,7 +257,7 @@ impl Rope {
         }
         let groups = gpu.workgroups(op, n_tokens, 1)?;
         if groups.total() == 0 || elements == 0 {
-            return Ok(());
+            return Ok(Prepared::none());
         }
         let params = RopeParams {
             has_freq_factors: u32::from(freq_factors.is_some()),
@@ -246,9 +277,7 @@ impl Rope {
         if let Some(src) = src {
             entries.push((0, src));
         }
-        let bind_group = gpu.bind_group(op, pipeline, &entries)?;
-        record(encoder, op, pipeline, &bind_group, groups);
-        Ok(())
+        Ok(Dispatch::new(gpu, op, pipeline, &entries, groups)?.into())
     }
 }
 

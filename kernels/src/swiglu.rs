@@ -1,12 +1,14 @@
-//! `swiglu` (shaders/swiglu.wgsl): silu(gate) * up, the Llama FFN activation.
+//! The feed-forward activations (shaders/swiglu.wgsl): `swiglu`, silu(gate) *
+//! up (Llama), and `relu_sqr`, max(x, 0)^2 (BitNet's squared ReLU).
 
 use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::args::{check_f32_len, record, to_u32};
+use crate::args::{check_f32_len, to_u32};
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::prepared::{Dispatch, Prepared};
 
 /// Shader name in [`crate::shaders::ALL`].
 pub const SHADER: &str = "swiglu";
@@ -51,6 +53,19 @@ impl Swiglu {
         y: &wgpu::Buffer,
         n: u64,
     ) -> Result<()> {
+        self.prepare(gpu, gate, up, y, n)?.encode(encoder);
+        Ok(())
+    }
+
+    /// [`Swiglu::encode`] built once, to be recorded into many steps.
+    pub fn prepare(
+        &self,
+        gpu: &Gpu,
+        gate: &wgpu::Buffer,
+        up: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        n: u64,
+    ) -> Result<Prepared> {
         let op = "swiglu";
         check_f32_len(op, "gate", gate, n)?;
         check_f32_len(op, "up", up, n)?;
@@ -61,17 +76,77 @@ impl Swiglu {
         };
         let groups = gpu.workgroups(op, n, WORKGROUP)?;
         if groups.total() == 0 {
-            return Ok(());
+            return Ok(Prepared::none());
         }
         let params = gpu.uniform("swiglu.params", &params)?;
-        let bind_group = gpu.bind_group(
-            op,
-            &self.pipeline,
-            &[(0, gate), (1, up), (2, y), (3, &params)],
-        )?;
-        record(encoder, op, &self.pipeline, &bind_group, groups);
+        let entries = [(0, gate), (1, up), (2, y), (3, &params)];
+        Ok(Dispatch::new(gpu, op, &self.pipeline, &entries, groups)?.into())
+    }
+}
+
+/// The compiled squared-ReLU kernel: `y[i] = max(x[i], 0)^2`.
+#[derive(Debug, Clone)]
+pub struct ReluSqr {
+    pipeline: Arc<wgpu::ComputePipeline>,
+}
+
+impl ReluSqr {
+    /// Compiles (or fetches from the cache) the pipeline.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        Ok(Self {
+            pipeline: gpu.pipeline(SHADER, "relu_sqr", &[])?,
+        })
+    }
+
+    /// Records `y[i] = max(x[i], 0)^2` for `i < n` into `encoder` (`x` and `y`
+    /// may not be the same buffer: wgpu forbids binding it read and read-write).
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        n: u64,
+    ) -> Result<()> {
+        self.prepare(gpu, x, y, n)?.encode(encoder);
         Ok(())
     }
+
+    /// [`ReluSqr::encode`] built once, to be recorded into many steps.
+    pub fn prepare(
+        &self,
+        gpu: &Gpu,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        n: u64,
+    ) -> Result<Prepared> {
+        let op = "relu_sqr";
+        check_f32_len(op, "x", x, n)?;
+        check_f32_len(op, "y", y, n)?;
+        let params = SwigluParams {
+            n: to_u32(op, "n", n)?,
+            ..SwigluParams::default()
+        };
+        let groups = gpu.workgroups(op, n, WORKGROUP)?;
+        if groups.total() == 0 {
+            return Ok(Prepared::none());
+        }
+        let params = gpu.uniform("relu_sqr.params", &params)?;
+        // Binding 1 (up) is unused by `relu_sqr`, so the derived layout omits it.
+        let entries = [(0, x), (2, y), (3, &params)];
+        Ok(Dispatch::new(gpu, op, &self.pipeline, &entries, groups)?.into())
+    }
+}
+
+/// ggml's relu then sqr: `r = x > 0 ? x : 0`, then `r * r` (a NaN gives 0).
+pub fn relu_sqr(x: f32) -> f32 {
+    let r = if x > 0.0 { x } else { 0.0 };
+    r * r
+}
+
+/// CPU reference: `relu_sqr(x[i])` for every element.
+pub fn relu_sqr_reference(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| relu_sqr(v)).collect()
 }
 
 /// ggml's silu: x / (1 + e^-x).
@@ -108,5 +183,16 @@ mod tests {
         // Large negative inputs underflow to -0, never NaN.
         assert_eq!(silu(-200.0), 0.0);
         assert_eq!(swiglu_reference(&[1.0, 2.0], &[2.0]), vec![2.0 * silu(1.0)]);
+    }
+
+    #[test]
+    fn relu_sqr_matches_known_values() {
+        assert_eq!(
+            relu_sqr_reference(&[-2.0, -0.0, 0.0, 0.5, 3.0, f32::NAN]),
+            vec![0.0, 0.0, 0.0, 0.25, 9.0, 0.0]
+        );
+        assert_eq!(relu_sqr(f32::MAX), f32::INFINITY);
+        let source = find(SHADER).map(|s| s.source).unwrap_or_default();
+        assert!(source.contains(&format!("@workgroup_size({WORKGROUP})\nfn relu_sqr(")));
     }
 }

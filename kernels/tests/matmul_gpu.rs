@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use proptest::prelude::*;
 use seldon_formats::GgmlType;
@@ -25,9 +25,25 @@ use common::{poisoned_output, read_output};
 /// which `Gpu` reports as a lost device. Lavapipe spreads each dispatch over
 /// every core anyway, so serializing costs little.
 fn gpu() -> (&'static seldon_kernels::Gpu, MutexGuard<'static, ()>) {
+    (common::gpu(), lock())
+}
+
+fn lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
-    let guard = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-    (common::gpu(), guard)
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A second device on the same adapter without subgroups, f16 or dot4
+/// (`force_portable`), so that both `matvec` kernels run: the subgroup one
+/// on the shared device where the adapter has subgroups, the portable one here.
+fn portable_gpu() -> &'static seldon_kernels::Gpu {
+    static GPU: OnceLock<seldon_kernels::Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        common::new_gpu(seldon_kernels::GpuOptions {
+            force_portable: true,
+            ..Default::default()
+        })
+    })
 }
 
 /// splitmix64: fast deterministic test data from one proptest-chosen seed
@@ -65,9 +81,16 @@ fn shape(n_in: usize, n_out: usize, n_cols: usize) -> MatMulShape {
     }
 }
 
-/// Runs `ty` weights (raw bytes) times `x` on the GPU with `path`.
-fn run(ty: GgmlType, w: &[u8], x: &[f32], s: MatMulShape, path: MatMulPath) -> Vec<f32> {
-    let (gpu, _lock) = gpu();
+/// Runs `ty` weights (raw bytes) times `x` on `gpu` with `path`.
+fn run_on(
+    gpu: &seldon_kernels::Gpu,
+    ty: GgmlType,
+    w: &[u8],
+    x: &[f32],
+    s: MatMulShape,
+    path: MatMulPath,
+) -> Vec<f32> {
+    let _lock = lock();
     let kernel = MatMul::new(gpu, ty).unwrap();
     let wb = gpu.upload_bytes("weights", w).unwrap();
     let xb = gpu.upload_f32("x", x).unwrap();
@@ -97,16 +120,39 @@ fn case_data(ty: GgmlType, s: MatMulShape, seed: u64) -> (Vec<u8>, Vec<f32>) {
 /// NMSE within the matmul tolerance, and every output within the f32
 /// rounding bound of its dot product (2 n u sum |w x|), which a single wrong
 /// output among thousands would break even where the NMSE stays small.
+/// `matvec` is checked on both devices (subgroup and portable kernels).
 fn check_product(ty: GgmlType, s: MatMulShape, path: MatMulPath, seed: u64) -> Result<f64, String> {
     let (w, x) = case_data(ty, s, seed);
-    let got = run(ty, &w, &x, s, path);
     let want = reference(ty, &w, &x, s).unwrap();
+    let mut nmse = 0.0;
+    let devices: &[&seldon_kernels::Gpu] = match path {
+        MatMulPath::Matvec => &[common::gpu(), portable_gpu()],
+        _ => &[common::gpu()],
+    };
+    for &gpu in devices {
+        let got = run_on(gpu, ty, &w, &x, s, path);
+        let kernel = MatMul::new(gpu, ty).unwrap().matvec_kernel();
+        nmse = check_against(ty, s, path, &w, &x, &want, &got)
+            .map_err(|e| format!("{kernel:?}: {e}"))?;
+    }
+    Ok(nmse)
+}
+
+fn check_against(
+    ty: GgmlType,
+    s: MatMulShape,
+    path: MatMulPath,
+    w: &[u8],
+    x: &[f32],
+    want: &[f32],
+    got: &[f32],
+) -> Result<f64, String> {
     let nmse =
-        check_nmse(&want, &got, NMSE_MATMUL).map_err(|e| format!("{ty} {s:?} {path:?}: {e}"))?;
-    let dense = dequantize_reference(ty, &w, s.n_in, s.n_out).unwrap();
+        check_nmse(want, got, NMSE_MATMUL).map_err(|e| format!("{ty} {s:?} {path:?}: {e}"))?;
+    let dense = dequantize_reference(ty, w, s.n_in, s.n_out).unwrap();
     let (n_in, n_out) = (s.n_in as usize, s.n_out as usize);
     let u = f64::from(f32::EPSILON) / 2.0;
-    for (idx, (&g, &e)) in got.iter().zip(&want).enumerate() {
+    for (idx, (&g, &e)) in got.iter().zip(want).enumerate() {
         let (c, o) = (idx / n_out, idx % n_out);
         let row = &dense[o * n_in..(o + 1) * n_in];
         let col = &x[c * n_in..(c + 1) * n_in];
@@ -411,4 +457,22 @@ fn bad_arguments_are_errors() {
     kernel
         .encode(gpu, &mut encoder, &w, &x, &y, shape(64, 0, 1))
         .unwrap();
+}
+
+#[test]
+fn matvec_uses_subgroups_only_where_the_device_has_them() {
+    let shared = common::gpu();
+    let subgroups = shared.features().subgroups && shared.adapter_info().subgroup_min_size >= 8;
+    for &ty in SUPPORTED_TYPES {
+        let (_, entry) = MatMul::new(shared, ty).unwrap().matvec_kernel();
+        let want = if subgroups {
+            "matvec_subgroups"
+        } else {
+            "matvec"
+        };
+        assert_eq!(entry, want, "{ty}");
+        let (shader, entry) = MatMul::new(portable_gpu(), ty).unwrap().matvec_kernel();
+        assert_eq!(entry, "matvec", "{ty}");
+        assert!(!shader.ends_with("_subgroups"), "{ty}");
+    }
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use proptest::prelude::*;
 use seldon_formats::GgmlType;
@@ -32,9 +32,12 @@ const TYPES: [GgmlType; 7] = [
 /// The shared test device, one test at a time (wgpu-core 30.0.1 can panic
 /// when one thread polls while another submits; see matmul_gpu.rs).
 fn gpu() -> (&'static seldon_kernels::Gpu, MutexGuard<'static, ()>) {
+    (common::gpu(), gpu_lock())
+}
+
+fn gpu_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
-    let guard = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-    (common::gpu(), guard)
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// splitmix64: deterministic test data from one proptest-chosen seed.
@@ -71,9 +74,28 @@ fn shape(n_in: usize, n_out: usize, n_cols: usize) -> MatMulShape {
     }
 }
 
-/// Runs `ty` weights (raw bytes) times `x` on the GPU with `path`.
-fn run(ty: GgmlType, w: &[u8], x: &[f32], s: MatMulShape, path: MatMulPath) -> Vec<f32> {
-    let (gpu, _lock) = gpu();
+/// A second device without subgroups (`force_portable`): `matvec` runs its
+/// portable kernel there, the subgroup one on the shared device.
+fn portable_gpu() -> &'static seldon_kernels::Gpu {
+    static GPU: OnceLock<seldon_kernels::Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        common::new_gpu(seldon_kernels::GpuOptions {
+            force_portable: true,
+            ..Default::default()
+        })
+    })
+}
+
+/// Runs `ty` weights (raw bytes) times `x` on `gpu` with `path`.
+fn run_on(
+    gpu: &seldon_kernels::Gpu,
+    ty: GgmlType,
+    w: &[u8],
+    x: &[f32],
+    s: MatMulShape,
+    path: MatMulPath,
+) -> Vec<f32> {
+    let _lock = gpu_lock();
     let kernel = MatMul::new(gpu, ty).unwrap();
     let wb = gpu.upload_bytes("weights", w).unwrap();
     let xb = gpu.upload_f32("x", x).unwrap();
@@ -111,13 +133,33 @@ fn check_product(
     s: MatMulShape,
     path: MatMulPath,
 ) -> Result<(), String> {
-    let got = run(ty, w, x, s, path);
     let want = reference(ty, w, x, s).unwrap();
-    check_nmse(&want, &got, NMSE_MATMUL).map_err(|e| format!("{ty} {s:?} {path:?}: {e}"))?;
+    let devices: &[&seldon_kernels::Gpu] = match path {
+        MatMulPath::Matvec => &[common::gpu(), portable_gpu()],
+        _ => &[common::gpu()],
+    };
+    for &gpu in devices {
+        let got = run_on(gpu, ty, w, x, s, path);
+        let kernel = MatMul::new(gpu, ty).unwrap().matvec_kernel();
+        check_against(ty, w, x, s, path, &want, &got).map_err(|e| format!("{kernel:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn check_against(
+    ty: GgmlType,
+    w: &[u8],
+    x: &[f32],
+    s: MatMulShape,
+    path: MatMulPath,
+    want: &[f32],
+    got: &[f32],
+) -> Result<(), String> {
+    check_nmse(want, got, NMSE_MATMUL).map_err(|e| format!("{ty} {s:?} {path:?}: {e}"))?;
     let dense = dequantize_reference(ty, w, s.n_in, s.n_out).unwrap();
     let (n_in, n_out) = (s.n_in as usize, s.n_out as usize);
     let u = f64::from(f32::EPSILON) / 2.0;
-    for (idx, (&g, &e)) in got.iter().zip(&want).enumerate() {
+    for (idx, (&g, &e)) in got.iter().zip(want).enumerate() {
         let (c, o) = (idx / n_out, idx % n_out);
         let row = &dense[o * n_in..(o + 1) * n_in];
         let col = &x[c * n_in..(c + 1) * n_in];
@@ -201,8 +243,7 @@ fn the_types_have_their_shaders_and_decode_kernels() {
             "matmul_kquants"
         };
         assert_eq!(shader_for(ty), Some(shader), "{ty}");
-        let entry = if ternary { "matvec_ternary" } else { "matvec" };
-        assert_eq!(matvec_entry(ty), entry, "{ty}");
+        assert_eq!(matvec_entry(ty), "matvec", "{ty}");
     }
 }
 

@@ -1,4 +1,6 @@
-//! Every WGSL file under shaders/ parses and validates with naga, with no GPU.
+//! Every WGSL file under shaders/ parses and validates with naga, with no GPU:
+//! a kernel's file with the helper the registry appends to it (`appended`),
+//! a helper under common/ as part of the kernels that append it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -43,8 +45,17 @@ fn every_wgsl_file_validates() {
     for path in &files {
         let source = std::fs::read_to_string(path).unwrap();
         let name = relative(path);
-        if let Err(e) = validate_wgsl(&name, &source) {
-            failures.push(e.to_string());
+        let users: Vec<_> = ALL
+            .iter()
+            .filter(|s| s.path == name || s.appended.contains(&name.as_str()))
+            .collect();
+        if users.is_empty() {
+            failures.push(format!("{name}: neither registered nor appended"));
+        }
+        for shader in users {
+            if let Err(e) = validate_wgsl(shader.path, shader.source) {
+                failures.push(e.to_string());
+            }
         }
         let lines = source.lines().count();
         if lines > MAX_WGSL_LINES {
@@ -81,7 +92,11 @@ fn every_wgsl_file_is_registered_and_vice_versa() {
             "{} is missing",
             shader.path
         );
-        let text = std::fs::read_to_string(shaders_dir().join(shader.path)).unwrap();
+        let mut text = std::fs::read_to_string(shaders_dir().join(shader.path)).unwrap();
+        for appended in shader.appended {
+            assert!(appended.starts_with("common/"), "{appended}");
+            text += &std::fs::read_to_string(shaders_dir().join(appended)).unwrap();
+        }
         assert_eq!(
             text, shader.source,
             "{} differs from the compiled-in copy",

@@ -43,7 +43,8 @@ pub enum CaseKind {
     },
     /// `MatMul` with the `matvec` path (decode).
     Matvec(MatShape),
-    /// `MatVecQ8Dot4`: Q8_0 activations and `dot4I8Packed`.
+    /// `Dot4MatVec`: activations quantized on the GPU (Q8_0, Q8_1 or Q8_K,
+    /// as ggml's CPU backend does for the type) and `dot4I8Packed`.
     MatvecDot4(MatShape),
     /// `MatMul` with the tiled `matmul` path (prefill).
     Matmul(MatShape),
@@ -202,7 +203,8 @@ pub fn weight_bytes(ty: GgmlType, n_in: u64, n_out: u64) -> Option<u64> {
 pub struct Plan {
     /// Weight types for the products (the kernels' `SUPPORTED_TYPES`).
     pub types: Vec<GgmlType>,
-    /// Weight types of the dot4 matvec, empty where the device lacks it.
+    /// Weight types of the dot4 matvec (`DOT4_TYPES`: every legacy type,
+    /// k-quant and TQ type), empty where the device lacks packed dot products.
     pub dot4_types: Vec<GgmlType>,
     /// Tokens of the prefill (`matmul`, attention, RMSNorm) cases.
     pub n_prompt: u64,
@@ -320,7 +322,7 @@ mod tests {
     fn plan(quick: bool) -> Plan {
         Plan {
             types: vec![GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_K],
-            dot4_types: vec![GgmlType::Q8_0],
+            dot4_types: vec![GgmlType::Q8_0, GgmlType::Q4_K],
             n_prompt: 64,
             quick,
         }
@@ -345,6 +347,12 @@ mod tests {
         assert!(!labels.iter().any(|l| l.starts_with("matvec/Q4_K/576x")));
         assert!(labels.contains(&"matvec/Q4_K/1536x576".to_string()));
         assert!(labels.contains(&"matvec_q8_dot4/Q8_0/2048x6144".to_string()));
+        assert!(labels.contains(&"matvec_q8_dot4/Q4_K/2048x6144".to_string()));
+        assert!(
+            !labels
+                .iter()
+                .any(|l| l.starts_with("matvec_q8_dot4/Q4_K/576x"))
+        );
         assert_eq!(labels[0], format!("copy/F32/{CEILING_ELEMENTS}"));
         let quick = all_cases(&plan(true));
         assert!(quick.len() < cases.len());

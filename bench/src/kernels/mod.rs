@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use seldon_formats::GgmlType;
 use seldon_formats::quant;
 use seldon_kernels::Gpu;
-use seldon_kernels::matmul::{Q8_DOT4_TYPES, SUPPORTED_TYPES};
+use seldon_kernels::matmul::{DOT4_TYPES, SUPPORTED_TYPES};
 
 use crate::UsageError;
 use crate::meta::RunMeta;
@@ -65,7 +65,7 @@ pub fn select_cases(gpu: &Gpu, options: &KernelsOptions) -> Result<Vec<Case>> {
     let plan = Plan {
         types: product_types(),
         dot4_types: if gpu.features().dot4_packed {
-            Q8_DOT4_TYPES.to_vec()
+            DOT4_TYPES.to_vec()
         } else {
             Vec::new()
         },

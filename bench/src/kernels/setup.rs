@@ -15,7 +15,7 @@ use seldon_kernels::attention::{Attention, AttentionScratch, AttentionShape, KvS
 use seldon_kernels::convert::{Convert, ConvertDirection, f16_buffer_bytes};
 use seldon_kernels::copy::CopyVec4;
 use seldon_kernels::kv_cache::kv_from_f32;
-use seldon_kernels::matmul::{MatMul, MatMulPath, MatMulShape, MatVecQ8Dot4};
+use seldon_kernels::matmul::{Dot4MatVec, MatMul, MatMulPath, MatMulShape};
 use seldon_kernels::rms_norm::{RmsNorm, RmsNormShape};
 
 use super::cases::{AttnShape, Case, CaseKind, MatShape};
@@ -203,8 +203,8 @@ fn prepare_product<'a>(
     };
     let record: Recorder<'a> = match case.kind {
         CaseKind::MatvecDot4(_) => {
-            let kernel = MatVecQ8Dot4::new(gpu, m.ty)?;
-            let bytes = MatVecQ8Dot4::scratch_bytes(shape).context("scratch size")?;
+            let kernel = Dot4MatVec::new(gpu, m.ty)?;
+            let bytes = kernel.scratch_bytes(shape).context("scratch size")?;
             let scratch = output(gpu, "xq", bytes)?;
             Box::new(move |enc, i| kernel.encode(gpu, enc, pick(&w, i), &x, &scratch, &y, shape))
         }

@@ -1,5 +1,5 @@
 //! The `seldon` command line. Each subcommand is a thin layer over the
-//! seldon-engine library; only `info` exists so far.
+//! seldon-engine library.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,6 +23,11 @@ enum Command {
     Info(InfoArgs),
     /// Generate text from a prompt (streams the text; timings on stderr).
     Run(seldon_engine::generate::run::RunArgs),
+    /// Chat through the model's chat template, keeping the KV cache between
+    /// turns (one user turn per line when stdin is not a terminal).
+    Chat(seldon_engine::cli::chat::ChatArgs),
+    /// Write the logits at every position of a token sequence to a float32 .npy file.
+    Logits(seldon_engine::cli::logits::LogitsArgs),
     /// Print the token ids of a text, as llama.cpp's llama_tokenize gives them.
     Tokenize(seldon_engine::cli::tokenize::TokenizeArgs),
     /// Write a model with a real model's shapes and random weights (GGUF).
@@ -73,6 +78,15 @@ fn run(args: &seldon_engine::generate::run::RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn chat(args: &seldon_engine::cli::chat::ChatArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+    seldon_engine::cli::chat::run(args, &mut stdin.lock(), interactive, &mut out, &mut err)?;
+    Ok(())
+}
+
 /// True when the error is stdout closed early (`seldon info ... | head`),
 /// which is the reader's choice, not a failure.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -91,6 +105,12 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Info(args) => info(args),
         Command::Run(args) => run(args),
+        Command::Chat(args) => chat(args),
+        Command::Logits(args) => {
+            seldon_engine::cli::logits::run(args, &mut std::io::stdout().lock())
+                .map(|_| ())
+                .map_err(Into::into)
+        }
         Command::Tokenize(args) => {
             seldon_engine::cli::tokenize::run(args, &mut std::io::stdout().lock())
                 .map_err(Into::into)
@@ -111,6 +131,10 @@ fn main() -> ExitCode {
                 || e.downcast_ref::<seldon_engine::cli::tokenize::TokenizeError>()
                     .is_some()
                 || e.downcast_ref::<seldon_engine::synth::SynthError>()
+                    .is_some()
+                || e.downcast_ref::<seldon_engine::cli::chat::ChatError>()
+                    .is_some()
+                || e.downcast_ref::<seldon_engine::cli::logits::LogitsError>()
                     .is_some()
             {
                 e.to_string()

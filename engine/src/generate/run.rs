@@ -4,15 +4,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 use seldon_kernels::kv_cache::KvType;
 use seldon_kernels::{Gpu, GpuOptions};
 
 use super::{GenerateParams, Generation, StopReason, generate};
-use crate::model::{CpuModel, Forward, GpuModel, GpuModelOptions, Model, ModelError};
-use crate::sampler::SamplerParams;
+use crate::cli::args::{LoadArgs, SamplingArgs};
+use crate::model::{CpuModel, Forward, GpuSession, Model, ModelError, SessionOptions};
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
 /// The context used when `-c` is 0 or absent: the model's training context,
@@ -55,48 +54,16 @@ pub struct RunArgs {
     #[arg(short = 'n', long = "n-predict", default_value_t = 256, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i64).range(-1..))]
     pub n_predict: i64,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.8)]
-    pub temp: f32,
-    /// Top-k sampling; 0 disables.
-    #[arg(long = "top-k", default_value_t = 40)]
-    pub top_k: i32,
-    /// Top-p sampling; 1.0 disables.
-    #[arg(long = "top-p", default_value_t = 0.95)]
-    pub top_p: f32,
-    /// Min-p sampling; 0.0 disables.
-    #[arg(long = "min-p", default_value_t = 0.05)]
-    pub min_p: f32,
-    /// Penalty for repeating recent tokens; 1.0 disables.
-    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
-    pub repeat_penalty: f32,
-    /// Recent tokens the penalty considers; 0 disables, -1 is the context size.
-    #[arg(long = "repeat-last-n", default_value_t = 64, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(i64).range(-1..))]
-    pub repeat_last_n: i64,
-    /// Random seed (default: from the clock, printed with --json).
-    #[arg(short = 's', long = "seed")]
-    pub seed: Option<u64>,
-    /// Context size; 0 takes the model's, capped at 4096.
-    #[arg(short = 'c', long = "ctx-size", default_value_t = 0)]
-    pub ctx_size: usize,
-    /// Prompt tokens per forward pass.
-    #[arg(short = 'b', long = "batch-size", default_value_t = 512,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub batch_size: u64,
-    /// KV cache type for keys (also `-ctk`).
-    #[arg(long = "cache-type-k", value_enum, default_value_t = CacheType::F16)]
-    pub cache_type_k: CacheType,
-    /// KV cache type for values (also `-ctv`).
-    #[arg(long = "cache-type-v", value_enum, default_value_t = CacheType::F16)]
-    pub cache_type_v: CacheType,
+    /// Sampling.
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Context, batch and cache types (`--cpu` among them).
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Print one JSON object {tokens, text, prompt_tokens, prompt_tps, gen_tps, ...}
     /// instead of streaming text.
     #[arg(long)]
     pub json: bool,
-    /// Run on the CPU reference path instead of the GPU.
-    #[arg(long)]
-    pub cpu: bool,
 }
 
 /// Rewrites llama.cpp's single-dash long flags (`-ctk f32`) into the forms clap
@@ -156,14 +123,6 @@ pub struct RunReport {
     pub backend: String,
 }
 
-fn clock_seed() -> u64 {
-    // Any varying value will do; a clock before 1970 just gives seed 0.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 fn read_tokens_file(path: &PathBuf) -> Result<Vec<u32>, RunError> {
     let err = |reason: String| RunError::TokensFile {
         path: path.clone(),
@@ -196,34 +155,27 @@ pub fn run(
         (None, Some(text)) => tokenizer.encode(text, true, true)?,
         (None, None) => Vec::new(),
     };
-    let n_ctx = context_size(args.ctx_size, &model);
-    let mut backend: Box<dyn Forward> = if args.cpu {
+    let n_ctx = context_size(args.load.ctx_size, &model);
+    let mut backend: Box<dyn Forward> = if args.load.cpu {
         Box::new(CpuModel::new(Arc::clone(&model), n_ctx)?)
     } else {
         let gpu = Gpu::new(GpuOptions::default()).map_err(ModelError::from)?;
-        let options = GpuModelOptions {
+        let options = SessionOptions {
             n_ctx,
-            kv_type_k: args.cache_type_k.into(),
-            kv_type_v: args.cache_type_v.into(),
-            max_batch: usize::try_from(args.batch_size)
+            kv_type_k: args.load.cache_type_k.into(),
+            kv_type_v: args.load.cache_type_v.into(),
+            max_batch: usize::try_from(args.load.batch_size)
                 .unwrap_or(usize::MAX)
                 .min(n_ctx),
         };
-        Box::new(GpuModel::new(Arc::new(gpu), &model, options)?)
+        Box::new(GpuSession::load(Arc::new(gpu), &model, options)?)
     };
-    let seed = args.seed.unwrap_or_else(clock_seed);
+    let sampler = args.sampling.params(n_ctx);
+    let seed = sampler.seed;
     let params = GenerateParams {
         n_predict: usize::try_from(args.n_predict).ok(),
-        batch_size: usize::try_from(args.batch_size).unwrap_or(usize::MAX),
-        sampler: SamplerParams {
-            temp: args.temp,
-            top_k: args.top_k,
-            top_p: args.top_p,
-            min_p: args.min_p,
-            repeat_penalty: args.repeat_penalty,
-            repeat_last_n: usize::try_from(args.repeat_last_n).unwrap_or(n_ctx),
-            seed,
-        },
+        batch_size: usize::try_from(args.load.batch_size).unwrap_or(usize::MAX),
+        sampler,
     };
 
     let stream = !args.json;

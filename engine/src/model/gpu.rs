@@ -1,30 +1,34 @@
-//! The GPU forward pass. A plan is built at load ([`plan`]): kernels compiled,
-//! weights uploaded once in their block format, activation buffers and an f16
-//! (or f32) KV cache allocated. A step (a prompt micro-batch or one decode
-//! token) is recorded into one command encoder, submitted once, and only the
-//! logits (of the last token, or of every token) are read back.
+//! The GPU forward pass, in two parts:
+//! - [`GpuModel`], loaded once and shared (`Arc`, `Send + Sync`): kernels
+//!   compiled and weights uploaded in their block format;
+//! - [`GpuSession`], one per sequence: activation buffers, an f16 (or f32) KV
+//!   cache, logits readbacks and the step plans ([`step`]) built over them.
+//!
+//! A step (a prompt micro-batch or one decode token) writes its token ids,
+//! positions and two small params uniforms, records its prepared dispatches
+//! into one command encoder, submits once, and reads back only the logits
+//! (of the last token, or of every token).
 
 mod plan;
 mod readback;
+mod step;
 
 use std::sync::Arc;
 
 use seldon_kernels::Gpu;
-use seldon_kernels::attention::{AttentionShape, KvSplit};
-use seldon_kernels::elementwise::BinaryOp;
-use seldon_kernels::kv_cache::{KvLayout, KvSource, KvType};
-use seldon_kernels::matmul::MatMulShape;
-use seldon_kernels::rms_norm::RmsNormShape;
-use seldon_kernels::rope::{RopeConfig, RopeMode, RopeShape};
+use seldon_kernels::Prepared;
+use seldon_kernels::attention::{Attention, AttentionParams, AttentionShape, KvSplit};
+use seldon_kernels::kv_cache::{KvLayout, KvSource, KvType, KvWrite, KvWriteParams};
 
-use plan::{Activations, GpuLayer, GpuLinear, GpuWeights, Kernels};
+use plan::{Activations, GpuWeights, Kernels, KvCache};
 use readback::Readback;
+use step::{Builder, Op, StepPlan, prepare_attention};
 
 use super::{Forward, Logits, Model, ModelConfig, ModelError, check_call};
 
-/// How to build a [`GpuModel`].
+/// How to open a [`GpuSession`]: its context and cache types and its largest step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GpuModelOptions {
+pub struct SessionOptions {
     /// Context size (KV cache positions).
     pub n_ctx: usize,
     /// Key cache element type (`-ctk`).
@@ -35,7 +39,10 @@ pub struct GpuModelOptions {
     pub max_batch: usize,
 }
 
-impl Default for GpuModelOptions {
+/// The name [`SessionOptions`] had when a GPU model held one sequence.
+pub type GpuModelOptions = SessionOptions;
+
+impl Default for SessionOptions {
     fn default() -> Self {
         Self {
             n_ctx: 4096,
@@ -46,30 +53,103 @@ impl Default for GpuModelOptions {
     }
 }
 
-/// A model on the GPU with the KV cache of one sequence.
+/// A model on the GPU: compiled kernels and uploaded weights, immutable once
+/// loaded and shared by any number of [`GpuSession`]s (on any threads).
 #[derive(Debug)]
 pub struct GpuModel {
     gpu: Arc<Gpu>,
     config: ModelConfig,
-    options: GpuModelOptions,
     kernels: Kernels,
     weights: GpuWeights,
+}
+
+// Sessions on several threads share one model.
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    shared::<GpuModel>();
+};
+
+impl GpuModel {
+    /// Compiles the kernels `model` needs on `gpu` and uploads its weights.
+    pub fn load(gpu: Arc<Gpu>, model: &Model) -> Result<Arc<Self>, ModelError> {
+        let kernels = Kernels::new(&gpu, model)?;
+        let weights = GpuWeights::upload(&gpu, model)?;
+        Ok(Arc::new(Self {
+            gpu,
+            config: model.config().clone(),
+            kernels,
+            weights,
+        }))
+    }
+
+    /// Opens a sequence on this model: allocates its activations and KV cache
+    /// and prepares its decode step.
+    pub fn session(self: &Arc<Self>, options: SessionOptions) -> Result<GpuSession, ModelError> {
+        GpuSession::new(Arc::clone(self), options)
+    }
+
+    /// The GPU this model lives on.
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
+
+    /// The hyperparameters.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+}
+
+/// A session's buffers that its step plans bind.
+#[derive(Debug)]
+struct SessionBuffers {
     acts: Activations,
-    kv: (KvLayout, KvLayout),
+    kv: KvCache,
+    attention: Attention,
+    /// [`KvWriteParams`] of the current step, shared by every layer's writes.
+    kv_params: wgpu::Buffer,
+    /// [`AttentionParams`] of the current step, shared by every layer.
+    attn_params: wgpu::Buffer,
+}
+
+/// Steps of this many tokens taking this many key splits (`None`: direct).
+type AttentionKey = (u64, Option<u64>);
+
+/// Plans kept besides the decode plan (the full micro-batch, the last partial one, ...).
+const MAX_PLANS: usize = 4;
+/// Attention variants kept (token counts times split counts).
+const MAX_ATTENTION_VARIANTS: usize = 32;
+
+/// One sequence on a shared [`GpuModel`]: activations, KV cache, logits
+/// readbacks and prepared step plans. Implements [`Forward`].
+#[derive(Debug)]
+pub struct GpuSession {
+    model: Arc<GpuModel>,
+    options: SessionOptions,
+    bufs: SessionBuffers,
     /// Logits of the last token (`n_vocab`).
     logits_last: Readback,
     /// Logits of every token of a step, allocated on first use.
     logits_all: Option<Readback>,
     /// Tokens per step in [`Logits::All`] mode: their logits must fit a binding.
     all_rows: u64,
+    /// The one-token decode plan first, then the most recently built others.
+    plans: Vec<StepPlan>,
+    /// Every layer's attention per (tokens, splits).
+    attention: Vec<(AttentionKey, Vec<Prepared>)>,
     cached: usize,
 }
 
-impl GpuModel {
-    /// Builds the plan for `model` on `gpu`: compiles kernels, uploads weights
-    /// and allocates activations and the KV cache.
-    pub fn new(gpu: Arc<Gpu>, model: &Model, options: GpuModelOptions) -> Result<Self, ModelError> {
-        let c = model.config().clone();
+impl GpuSession {
+    /// Loads `model` on `gpu` and opens one session on it (for callers that
+    /// need a single sequence; others use [`GpuModel::load`] and
+    /// [`GpuModel::session`]).
+    pub fn load(gpu: Arc<Gpu>, model: &Model, options: SessionOptions) -> Result<Self, ModelError> {
+        GpuModel::load(gpu, model)?.session(options)
+    }
+
+    fn new(model: Arc<GpuModel>, options: SessionOptions) -> Result<Self, ModelError> {
+        let c = &model.config;
+        let gpu = &model.gpu;
         if options.n_ctx == 0 || options.max_batch == 0 {
             return Err(ModelError::Invalid(
                 "the context and batch sizes must be at least 1".into(),
@@ -82,180 +162,124 @@ impl GpuModel {
             ));
         }
         let n_ctx = options.n_ctx as u64;
-        let layout = |ty, head_dim: usize| KvLayout {
+        // Kernels::new checked that keys and values have one head length.
+        let layout = KvLayout {
             n_ctx,
             n_head_kv: c.n_head_kv as u64,
-            head_dim: head_dim as u64,
-            ty,
+            head_dim: c.head_dim_k as u64,
+            ty: options.kv_type_k,
         };
-        let kv = (
-            layout(options.kv_type_k, c.head_dim_k),
-            layout(options.kv_type_v, c.head_dim_v),
-        );
-        let kernels = Kernels::new(&gpu, model, options.kv_type_k)?;
-        let weights = GpuWeights::upload(&gpu, model, n_ctx, kv)?;
         let rows = options.max_batch.min(options.n_ctx) as u64;
-        let acts = Activations::new(&gpu, &c, rows, n_ctx)?;
-        let logits_last = Readback::new(&gpu, "logits", c.n_vocab as u64)?;
+        let bufs = SessionBuffers {
+            acts: Activations::new(gpu, c, rows, n_ctx)?,
+            kv: KvCache::new(gpu, c.n_layer, layout)?,
+            attention: Attention::new(gpu, c.head_dim_k as u64, options.kv_type_k)?,
+            kv_params: gpu.uniform("kv_write.params", &KvWriteParams::default())?,
+            attn_params: gpu.uniform("attention.params", &AttentionParams::default())?,
+        };
+        let logits_last = Readback::new(gpu, "logits", c.n_vocab as u64)?;
         let row_bytes = c.n_vocab as u64 * 4;
         let all_rows = (gpu.limits().max_storage_buffer_binding_size / row_bytes).clamp(1, rows);
-        Ok(Self {
-            gpu,
-            config: c,
+        let mut session = Self {
             options,
-            kernels,
-            weights,
-            acts,
-            kv,
+            bufs,
             logits_last,
             logits_all: None,
             all_rows,
+            plans: Vec::new(),
+            attention: Vec::new(),
             cached: 0,
-        })
+            model,
+        };
+        // The decode step is prepared up front; it is the one that repeats.
+        session.plan_index(1, Logits::Last)?;
+        Ok(session)
     }
 
-    /// The GPU this model runs on.
+    /// The shared model.
+    pub fn model(&self) -> &Arc<GpuModel> {
+        &self.model
+    }
+
+    /// The options this session was opened with.
+    pub fn options(&self) -> &SessionOptions {
+        &self.options
+    }
+
+    /// Positions `0..cached_len()` of the KV cache hold valid keys and values.
+    pub fn cached_len(&self) -> usize {
+        self.cached
+    }
+
+    /// The GPU this session runs on.
     pub fn gpu(&self) -> &Arc<Gpu> {
-        &self.gpu
+        &self.model.gpu
     }
 
-    /// Records `dst = (W x) * scale + bias` for `n` tokens.
-    fn linear(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        lin: &GpuLinear,
-        x: &wgpu::Buffer,
-        dst: &wgpu::Buffer,
-        n: u64,
-    ) -> Result<(), ModelError> {
-        let mm = self
-            .kernels
-            .matmul
-            .get(&lin.ty)
-            .ok_or_else(|| ModelError::Invalid(format!("no matmul compiled for {}", lin.ty)))?;
-        let shape = MatMulShape {
-            n_in: lin.n_in,
-            n_out: lin.n_out,
-            n_cols: n,
-        };
-        let len = n * lin.n_out;
-        let ew = &self.kernels.elementwise;
-        let tmp = &self.acts.lin_tmp;
-        match (lin.scale, &lin.bias) {
-            (None, None) => mm.encode(&self.gpu, enc, &lin.w, x, dst, shape)?,
-            (Some(s), None) => {
-                mm.encode(&self.gpu, enc, &lin.w, x, tmp, shape)?;
-                ew.encode_scale(&self.gpu, enc, tmp, dst, len, s)?;
-            }
-            (None, Some(b)) => {
-                mm.encode(&self.gpu, enc, &lin.w, x, tmp, shape)?;
-                ew.encode_binary(&self.gpu, enc, BinaryOp::Add, tmp, b, dst, len, lin.n_out)?;
-            }
-            (Some(s), Some(b)) => {
-                mm.encode(&self.gpu, enc, &lin.w, x, dst, shape)?;
-                ew.encode_scale(&self.gpu, enc, dst, tmp, len, s)?;
-                ew.encode_binary(&self.gpu, enc, BinaryOp::Add, tmp, b, dst, len, lin.n_out)?;
-            }
+    /// The index in `plans` of the plan for `n` tokens returning `logits`,
+    /// built if absent.
+    fn plan_index(&mut self, n: u64, logits: Logits) -> Result<usize, ModelError> {
+        if let Some(i) = self
+            .plans
+            .iter()
+            .position(|p| p.n == n && p.logits == logits)
+        {
+            return Ok(i);
         }
-        Ok(())
-    }
-
-    fn rope_config(&self) -> RopeConfig {
-        let c = &self.config;
-        let mode = if c.arch.rope_neox() {
-            RopeMode::Neox
-        } else {
-            RopeMode::Normal
-        };
-        RopeConfig {
-            freq_scale: c.rope_freq_scale,
-            ..RopeConfig::new(c.n_rot as u64, mode, c.rope_freq_base)
-        }
-    }
-
-    /// Records q or k's optional per-head norm and its rotation, leaving the
-    /// result in `x`.
-    fn norm_and_rope(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        x: &wgpu::Buffer,
-        norm: Option<&wgpu::Buffer>,
-        heads: usize,
-        n: u64,
-    ) -> Result<(), ModelError> {
-        let c = &self.config;
-        let k = &self.kernels;
-        let shape = RopeShape {
-            n_tokens: n,
-            n_head: heads as u64,
-            head_dim: c.head_dim_k as u64,
-        };
-        let freqs = self.weights.rope_freqs.as_ref();
-        let (gpu, pos) = (&self.gpu, &self.acts.positions);
-        match norm {
-            Some(w) => {
-                let tmp = &self.acts.norm_tmp;
-                let ns = RmsNormShape::per_head(n, heads as u64, c.head_dim_k as u64)
-                    .ok_or_else(|| ModelError::Invalid("per-head norm shape overflows".into()))?;
-                k.rms_norm.encode(gpu, enc, x, w, tmp, ns, c.rms_eps)?;
-                k.rope
-                    .encode(gpu, enc, tmp, x, pos, freqs, shape, &self.rope_config())?;
+        let out = match logits {
+            Logits::Last => &self.logits_last,
+            Logits::All => {
+                if self.logits_all.is_none() {
+                    let floats = self.all_rows * self.model.config.n_vocab as u64;
+                    let r = Readback::new(&self.model.gpu, "logits_all", floats)?;
+                    self.logits_all = Some(r);
+                }
+                self.logits_all
+                    .as_ref()
+                    .ok_or_else(|| ModelError::Invalid("no logits buffer".into()))?
             }
-            None => k
-                .rope
-                .encode_in_place(gpu, enc, x, pos, freqs, shape, &self.rope_config())?,
-        }
-        Ok(())
-    }
-
-    /// Records one block; the residual moves from `x[*cur]` to the other buffer
-    /// at each add, and `cur` follows it.
-    fn layer(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        l: &GpuLayer,
-        xi: &mut usize,
-        n: u64,
-        pos0: u64,
-    ) -> Result<(), ModelError> {
-        let c = &self.config;
-        let (gpu, k, a) = (&self.gpu, &self.kernels, &self.acts);
-        let rows = |width: usize| RmsNormShape::rows(n, width as u64);
-        k.rms_norm.encode(
-            gpu,
-            enc,
-            &a.x[*xi],
-            &l.attn_norm,
-            &a.cur,
-            rows(c.n_embd),
-            c.rms_eps,
-        )?;
-        self.linear(enc, &l.wq, &a.cur, &a.q, n)?;
-        self.linear(enc, &l.wk, &a.cur, &a.k, n)?;
-        self.linear(enc, &l.wv, &a.cur, &a.v, n)?;
-        self.norm_and_rope(enc, &a.q, l.q_norm.as_ref(), c.n_head, n)?;
-        self.norm_and_rope(enc, &a.k, l.k_norm.as_ref(), c.n_head_kv, n)?;
-        let (kl, vl) = self.kv;
-        k.kv_write.encode(
-            gpu,
-            enc,
-            &a.k,
-            KvSource::contiguous(&kl),
-            &l.k_cache,
-            kl,
+        };
+        let builder = Builder {
+            model: &self.model,
+            bufs: &self.bufs,
             n,
-            pos0,
-        )?;
-        k.kv_write.encode(
-            gpu,
-            enc,
-            &a.v,
-            KvSource::contiguous(&vl),
-            &l.v_cache,
-            vl,
-            n,
-            pos0,
-        )?;
+            body: Vec::new(),
+        };
+        let plan = builder.plan(logits, &out.buffer)?;
+        if self.plans.len() > MAX_PLANS {
+            // Keep the decode plan (index 0); drop the oldest other one.
+            self.plans.remove(1);
+        }
+        self.plans.push(plan);
+        Ok(self.plans.len() - 1)
+    }
+
+    /// The index in `attention` of the variant for `n` tokens and `splits`.
+    fn attention_index(&mut self, n: u64, splits: Option<u64>) -> Result<usize, ModelError> {
+        let key = (n, splits);
+        if let Some(i) = self.attention.iter().position(|(k, _)| *k == key) {
+            return Ok(i);
+        }
+        let prepared = prepare_attention(&self.model, &self.bufs, n, splits)?;
+        if self.attention.len() >= MAX_ATTENTION_VARIANTS {
+            self.attention.remove(0);
+        }
+        self.attention.push((key, prepared));
+        Ok(self.attention.len() - 1)
+    }
+
+    /// Writes the per-step uniforms and returns the attention variant to record.
+    fn write_step_params(&mut self, n: u64, pos0: u64) -> Result<usize, ModelError> {
+        let gpu = Arc::clone(&self.model.gpu);
+        let c = &self.model.config;
+        let b = &self.bufs;
+        let layout = b.kv.layout;
+        let kv = KvWrite::params(KvSource::contiguous(&layout), layout, n, pos0)?;
+        gpu.write_bytes("kv_write.params", &b.kv_params, 0, bytemuck::bytes_of(&kv))?;
+        let (k_cache, v_cache) =
+            b.kv.layers
+                .first()
+                .ok_or_else(|| ModelError::Invalid("a model without layers".into()))?;
         let shape = AttentionShape {
             n_tokens: n,
             n_head: c.n_head as u64,
@@ -263,81 +287,20 @@ impl GpuModel {
             head_dim: c.head_dim_k as u64,
             pos0,
         };
-        k.attention.encode(
-            gpu,
-            enc,
-            &a.q,
-            &l.k_cache,
-            &l.v_cache,
-            &a.attn,
+        let call = b.attention.plan_call(
+            &gpu,
+            &b.acts.q,
+            k_cache,
+            v_cache,
+            &b.acts.attn,
             &shape,
             c.attention_scale,
             KvSplit::Auto,
-            Some(&a.scratch),
+            Some(&b.acts.scratch),
         )?;
-        let attn_out = match &l.attn_sub_norm {
-            Some(w) => {
-                k.rms_norm.encode(
-                    gpu,
-                    enc,
-                    &a.attn,
-                    w,
-                    &a.norm_tmp,
-                    rows(c.attn_out_dim()),
-                    c.rms_eps,
-                )?;
-                &a.norm_tmp
-            }
-            None => &a.attn,
-        };
-        self.linear(enc, &l.wo, attn_out, &a.o, n)?;
-        let len = n * c.n_embd as u64;
-        k.elementwise.encode_binary(
-            gpu,
-            enc,
-            BinaryOp::Add,
-            &a.x[*xi],
-            &a.o,
-            &a.x[1 - *xi],
-            len,
-            len,
-        )?;
-        *xi = 1 - *xi;
-
-        k.rms_norm.encode(
-            gpu,
-            enc,
-            &a.x[*xi],
-            &l.ffn_norm,
-            &a.cur,
-            rows(c.n_embd),
-            c.rms_eps,
-        )?;
-        self.linear(enc, &l.gate, &a.cur, &a.gate, n)?;
-        self.linear(enc, &l.up, &a.cur, &a.up, n)?;
-        k.swiglu
-            .encode(gpu, enc, &a.gate, &a.up, &a.h, n * c.n_ff as u64)?;
-        let ffn_in = match &l.ffn_sub_norm {
-            Some(w) => {
-                k.rms_norm
-                    .encode(gpu, enc, &a.h, w, &a.norm_tmp, rows(c.n_ff), c.rms_eps)?;
-                &a.norm_tmp
-            }
-            None => &a.h,
-        };
-        self.linear(enc, &l.down, ffn_in, &a.o, n)?;
-        k.elementwise.encode_binary(
-            gpu,
-            enc,
-            BinaryOp::Add,
-            &a.x[*xi],
-            &a.o,
-            &a.x[1 - *xi],
-            len,
-            len,
-        )?;
-        *xi = 1 - *xi;
-        Ok(())
+        let params = bytemuck::bytes_of(&call.params);
+        gpu.write_bytes("attention.params", &b.attn_params, 0, params)?;
+        self.attention_index(n, call.splits)
     }
 
     /// One step of at most `acts.rows` tokens: one encoder, one submit, one readback.
@@ -347,77 +310,72 @@ impl GpuModel {
         pos0: usize,
         logits: Logits,
     ) -> Result<Vec<f32>, ModelError> {
-        let c = self.config.clone();
         let n = tokens.len() as u64;
-        let pos0_u = pos0 as u64;
         let positions = (pos0..pos0 + tokens.len())
             .map(|p| i32::try_from(p).map_err(|_| ModelError::Invalid(format!("position {p}"))))
             .collect::<Result<Vec<i32>, _>>()?;
-        let gpu = Arc::clone(&self.gpu);
-        gpu.write_bytes("ids", &self.acts.ids, 0, bytemuck_u32(tokens).as_slice())?;
-        let pos_bytes: Vec<u8> = positions.iter().flat_map(|p| p.to_le_bytes()).collect();
-        gpu.write_bytes("positions", &self.acts.positions, 0, &pos_bytes)?;
-        if logits == Logits::All && self.logits_all.is_none() {
-            self.logits_all = Some(Readback::new(
-                &gpu,
-                "logits_all",
-                self.all_rows * c.n_vocab as u64,
-            )?);
-        }
+        let plan = self.plan_index(n, logits)?;
+        let attention = self.write_step_params(n, pos0 as u64)?;
+        let gpu = Arc::clone(&self.model.gpu);
+        let a = &self.bufs.acts;
+        gpu.write_bytes("ids", &a.ids, 0, bytemuck::cast_slice(tokens))?;
+        gpu.write_bytes(
+            "positions",
+            &a.positions,
+            0,
+            bytemuck::cast_slice(&positions),
+        )?;
 
+        let plan = &self.plans[plan];
+        let attention = &self.attention[attention].1;
         let mut enc = gpu.encoder("forward")?;
-        let w = &self.weights;
-        let a = &self.acts;
-        self.kernels.get_rows.encode(
-            &gpu,
-            &mut enc,
-            &w.token_embd,
-            &a.ids,
-            &a.x[0],
-            c.n_vocab as u64,
-            c.n_embd as u64,
-            n,
-        )?;
-        let mut xi = 0;
-        for l in &w.layers {
-            self.layer(&mut enc, l, &mut xi, n, pos0_u)?;
-        }
-        let embd_bytes = c.n_embd as u64 * 4;
-        let (rows, normed_in, out) = match logits {
-            Logits::Last => {
-                enc.copy_buffer_to_buffer(&a.x[xi], (n - 1) * embd_bytes, &a.last, 0, embd_bytes);
-                (1, &a.last, &self.logits_last)
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("layers"),
+                timestamp_writes: None,
+            });
+            for op in &plan.body {
+                match op {
+                    Op::Fixed(p) => p.record(&mut pass),
+                    Op::Attention(l) => {
+                        let p = attention.get(*l).ok_or_else(|| {
+                            ModelError::Invalid(format!("no attention for layer {l}"))
+                        })?;
+                        p.record(&mut pass);
+                    }
+                }
             }
-            Logits::All => (
-                n,
-                &a.x[xi],
-                self.logits_all
-                    .as_ref()
-                    .ok_or_else(|| ModelError::Invalid("no logits buffer".into()))?,
-            ),
+        }
+        let out = match logits {
+            Logits::Last => {
+                let embd_bytes = self.model.config.n_embd as u64 * 4;
+                let x = &a.x[plan.x_out];
+                enc.copy_buffer_to_buffer(x, (n - 1) * embd_bytes, &a.last, 0, embd_bytes);
+                &self.logits_last
+            }
+            Logits::All => self
+                .logits_all
+                .as_ref()
+                .ok_or_else(|| ModelError::Invalid("no logits buffer".into()))?,
         };
-        let shape = RmsNormShape::rows(rows, c.n_embd as u64);
-        self.kernels.rms_norm.encode(
-            &gpu,
-            &mut enc,
-            normed_in,
-            &w.output_norm,
-            &a.cur,
-            shape,
-            c.rms_eps,
-        )?;
-        self.linear(&mut enc, &w.output, &a.cur, &out.buffer, rows)?;
-        out.submit_and_read(&gpu, enc, rows * c.n_vocab as u64)
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("logits"),
+                timestamp_writes: None,
+            });
+            plan.head.record(&mut pass);
+        }
+        let rows = match logits {
+            Logits::Last => 1,
+            Logits::All => n,
+        };
+        out.submit_and_read(&gpu, enc, rows * self.model.config.n_vocab as u64)
     }
 }
 
-fn bytemuck_u32(ids: &[u32]) -> Vec<u8> {
-    ids.iter().flat_map(|i| i.to_le_bytes()).collect()
-}
-
-impl Forward for GpuModel {
+impl Forward for GpuSession {
     fn config(&self) -> &ModelConfig {
-        &self.config
+        &self.model.config
     }
 
     fn n_ctx(&self) -> usize {
@@ -430,11 +388,17 @@ impl Forward for GpuModel {
         pos0: usize,
         logits: Logits,
     ) -> Result<Vec<f32>, ModelError> {
-        check_call(&self.config, tokens, pos0, self.cached, self.options.n_ctx)?;
+        check_call(
+            &self.model.config,
+            tokens,
+            pos0,
+            self.cached,
+            self.options.n_ctx,
+        )?;
         // Positions past pos0 are stale from here on, even if a step fails.
         self.cached = pos0;
         let chunk = match logits {
-            Logits::Last => self.acts.rows,
+            Logits::Last => self.bufs.acts.rows,
             Logits::All => self.all_rows,
         } as usize;
         let mut out = Vec::new();
@@ -457,7 +421,7 @@ impl Forward for GpuModel {
     }
 
     fn backend(&self) -> String {
-        let a = self.gpu.adapter_info();
+        let a = self.model.gpu.adapter_info();
         format!("{} ({:?})", a.name, a.backend)
     }
 }

@@ -14,7 +14,7 @@ use seldon_formats::gguf::{GgufError, GgufFile};
 
 pub use config::{Arch, ModelConfig};
 pub use cpu::CpuModel;
-pub use gpu::{GpuModel, GpuModelOptions};
+pub use gpu::{GpuModel, GpuModelOptions, GpuSession, SessionOptions};
 pub use weights::{LayerWeights, Linear, Matrix, ModelWeights};
 
 /// Why a model could not be loaded or run.

@@ -23,10 +23,11 @@ use bytemuck::{Pod, Zeroable};
 
 pub use reference::attention_reference;
 
-use crate::args::{check_f32_len, record, to_u32};
+use crate::args::{check_f32_len, to_u32};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Workgroups};
 use crate::kv_cache::{KvLayout, KvType};
+use crate::prepared::{Dispatch, Prepared};
 
 /// Shader name in [`crate::shaders::ALL`].
 pub const SHADER: &str = "attention";
@@ -106,6 +107,30 @@ pub enum KvSplit {
     Auto,
     /// Splits of this many keys each (needs scratch for `ceil(n_kv / chunk)`).
     Chunk(u64),
+}
+
+/// A checked attention call ([`Attention::plan_call`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionCall {
+    /// What its dispatches read from their params uniform.
+    pub params: AttentionParams,
+    /// Key splits; `None` is the direct path.
+    pub splits: Option<u64>,
+}
+
+/// The buffers one attention call binds.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionBuffers<'a> {
+    /// Queries, `[n_tokens][n_head][head_dim]` f32.
+    pub q: &'a wgpu::Buffer,
+    /// This layer's key cache.
+    pub k_cache: &'a wgpu::Buffer,
+    /// This layer's value cache.
+    pub v_cache: &'a wgpu::Buffer,
+    /// The output, shaped as `q`.
+    pub out: &'a wgpu::Buffer,
+    /// Room for split partial results (needed when splitting).
+    pub scratch: Option<&'a AttentionScratch>,
 }
 
 /// Partial results of the split path: `[splits][n_tokens * n_head][head_dim]`
@@ -226,22 +251,44 @@ impl Attention {
         split: KvSplit,
         scratch: Option<&AttentionScratch>,
     ) -> Result<()> {
-        let op = "attention";
-        let params = self.check(op, q, k_cache, v_cache, out, shape, scale)?;
+        let call = self.plan_call(gpu, q, k_cache, v_cache, out, shape, scale, split, scratch)?;
         if shape.n_tokens == 0 || shape.n_head == 0 {
             return Ok(());
         }
+        let params = gpu.uniform("attention.params", &call.params)?;
+        let buffers = AttentionBuffers {
+            q,
+            k_cache,
+            v_cache,
+            out,
+            scratch,
+        };
+        self.prepare(gpu, buffers, shape, scale, call.splits, &params)?
+            .encode(encoder);
+        Ok(())
+    }
+
+    /// Checks a call and chooses its path: the params its dispatches read
+    /// and the number of key splits (`split` against the scratch's room).
+    /// `k_cache` and `v_cache` must hold `pos0 + n_tokens` positions.
+    #[allow(clippy::too_many_arguments)]
+    pub fn plan_call(
+        &self,
+        gpu: &Gpu,
+        q: &wgpu::Buffer,
+        k_cache: &wgpu::Buffer,
+        v_cache: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        shape: &AttentionShape,
+        scale: f32,
+        split: KvSplit,
+        scratch: Option<&AttentionScratch>,
+    ) -> Result<AttentionCall> {
+        let op = "attention";
+        let params = self.check(op, q, k_cache, v_cache, out, shape, scale)?;
         let max_dim = u64::from(gpu.limits().max_compute_workgroups_per_dimension);
-        let tiles = shape.row_tiles();
-        if tiles > max_dim || shape.n_head_kv > max_dim {
-            return Err(Error::DispatchTooLarge {
-                op: op.to_owned(),
-                workgroups: tiles.saturating_mul(shape.n_head_kv),
-                limit: max_dim,
-            });
-        }
         let n_kv = shape.n_kv();
-        let rows = shape.n_tokens * shape.n_head;
+        let rows = shape.n_tokens.saturating_mul(shape.n_head);
         let chunk = match split {
             KvSplit::Off => None,
             KvSplit::Auto => self.auto_chunk(shape).and_then(|chunk| {
@@ -253,23 +300,74 @@ impl Attention {
             KvSplit::Chunk(0) => return Err(Error::invalid(op, "a split of zero keys")),
             KvSplit::Chunk(chunk) => Some(chunk.min(n_kv)),
         };
+        let Some(chunk) = chunk.filter(|&c| c > 0) else {
+            return Ok(AttentionCall {
+                params,
+                splits: None,
+            });
+        };
+        let n_splits = n_kv.div_ceil(chunk);
+        Ok(AttentionCall {
+            params: AttentionParams {
+                kv_chunk: to_u32(op, "kv_chunk", chunk)?,
+                n_splits: to_u32(op, "n_splits", n_splits)?,
+                ..params
+            },
+            splits: Some(n_splits),
+        })
+    }
+
+    /// The dispatches of a call of `shape`'s token and head counts taking
+    /// `splits` key splits (`None`: the direct path), built once to be
+    /// recorded into many steps. They read their params from the uniform
+    /// `params`, which the caller fills with [`Attention::plan_call`]'s before
+    /// each submit, for calls with these counts and splits and a position up
+    /// to `shape.pos0` (the caches must hold `shape.n_kv()` positions).
+    pub fn prepare(
+        &self,
+        gpu: &Gpu,
+        b: AttentionBuffers<'_>,
+        shape: &AttentionShape,
+        scale: f32,
+        splits: Option<u64>,
+        params: &wgpu::Buffer,
+    ) -> Result<Prepared> {
+        let op = "attention";
+        self.check(op, b.q, b.k_cache, b.v_cache, b.out, shape, scale)?;
+        if shape.n_tokens == 0 || shape.n_head == 0 {
+            return Ok(Prepared::none());
+        }
+        if params.size() < size_of::<AttentionParams>() as u64 {
+            return Err(Error::invalid(op, "params buffer too small"));
+        }
+        let max_dim = u64::from(gpu.limits().max_compute_workgroups_per_dimension);
+        let tiles = shape.row_tiles();
+        if tiles > max_dim || shape.n_head_kv > max_dim {
+            return Err(Error::DispatchTooLarge {
+                op: op.to_owned(),
+                workgroups: tiles.saturating_mul(shape.n_head_kv),
+                limit: max_dim,
+            });
+        }
+        let rows = shape.n_tokens * shape.n_head;
         let groups = Workgroups {
             x: to_u32(op, "row tiles", tiles)?,
             y: to_u32(op, "n_head_kv", shape.n_head_kv)?,
             z: 1,
         };
-        let Some(chunk) = chunk else {
-            let params = gpu.uniform("attention.params", &params)?;
-            let bind_group = gpu.bind_group(
-                op,
-                &self.direct,
-                &[(0, q), (1, k_cache), (2, v_cache), (3, out), (6, &params)],
-            )?;
-            record(encoder, op, &self.direct, &bind_group, groups);
-            return Ok(());
+        let Some(n_splits) = splits else {
+            let entries = [
+                (0, b.q),
+                (1, b.k_cache),
+                (2, b.v_cache),
+                (3, b.out),
+                (6, params),
+            ];
+            return Ok(Dispatch::new(gpu, op, &self.direct, &entries, groups)?.into());
         };
-        let n_splits = n_kv.div_ceil(chunk);
-        let Some(scratch) = scratch.filter(|s| s.splits_for(rows, self.head_dim) >= n_splits)
+        let Some(scratch) = b
+            .scratch
+            .filter(|s| s.splits_for(rows, self.head_dim) >= n_splits)
         else {
             return Err(Error::invalid(
                 op,
@@ -283,46 +381,34 @@ impl Attention {
                 limit: max_dim,
             });
         }
-        let params = AttentionParams {
-            kv_chunk: to_u32(op, "kv_chunk", chunk)?,
-            n_splits: to_u32(op, "n_splits", n_splits)?,
-            ..params
-        };
         // Slots of the scratch are indexed in u32 by the shader.
         to_u32(op, "scratch elements", n_splits * rows * self.head_dim)?;
-        let params = gpu.uniform("attention.params", &params)?;
         let (po, pml) = (&scratch.partial_o, &scratch.partial_ml);
-        let bind_group = gpu.bind_group(
-            op,
-            &self.split,
-            &[
-                (0, q),
-                (1, k_cache),
-                (2, v_cache),
-                (4, po),
-                (5, pml),
-                (6, &params),
-            ],
-        )?;
+        let entries = [
+            (0, b.q),
+            (1, b.k_cache),
+            (2, b.v_cache),
+            (4, po),
+            (5, pml),
+            (6, params),
+        ];
         let split_groups = Workgroups {
             z: to_u32(op, "n_splits", n_splits)?,
             ..groups
         };
-        record(encoder, op, &self.split, &bind_group, split_groups);
-        let combine = gpu.bind_group(
-            "attention_combine",
+        let mut prepared: Prepared =
+            Dispatch::new(gpu, op, &self.split, &entries, split_groups)?.into();
+        let combine = "attention_combine";
+        let entries = [(3, b.out), (4, po), (5, pml), (6, params)];
+        let groups = gpu.workgroups(combine, rows, 1)?;
+        prepared.push(Dispatch::new(
+            gpu,
+            combine,
             &self.combine,
-            &[(3, out), (4, po), (5, pml), (6, &params)],
-        )?;
-        let groups = gpu.workgroups("attention_combine", rows, 1)?;
-        record(
-            encoder,
-            "attention_combine",
-            &self.combine,
-            &combine,
+            &entries,
             groups,
-        );
-        Ok(())
+        )?);
+        Ok(prepared)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -44,14 +44,13 @@ pub const GROUP_SHADERS: &[&str] = &[
     "matmul_ternary",
 ];
 
-/// The decode entry point for `ty` in its shader: `matvec`, or for the
-/// ternary types `matvec_ternary`, which sums activations by trit instead of
-/// multiplying by decoded weights (shaders/matmul_ternary.wgsl).
-pub fn matvec_entry(ty: GgmlType) -> &'static str {
-    match ty {
-        GgmlType::TQ1_0 | GgmlType::TQ2_0 => "matvec_ternary",
-        _ => "matvec",
-    }
+/// The decode entry point for `ty` in its portable shader: `matvec` for every
+/// type today (the ternary types had a `matvec_ternary` that summed
+/// activations by trit with selects; it went with the one-row-per-invocation
+/// rewrite, whose `matvec_unit` decodes TQ2_0 blocks whole). Kept so that a
+/// group can bring its own decode kernel again.
+pub fn matvec_entry(_ty: GgmlType) -> &'static str {
+    "matvec"
 }
 
 #[cfg(test)]

@@ -8,31 +8,38 @@
 //! tiled `matmul` for prefill; [`MatMulPath`] forces one. A third entry point,
 //! `dequantize`, writes the decoded weights as f32 so that tests can hold the
 //! GPU decoder to the CPU dequantizer value by value. [`reference`] is the
-//! CPU oracle. [`MatVecQ8Dot4`] is an opt-in decode variant for Q8_0/Q4_0
-//! that quantizes activations to Q8_0 on the GPU and uses `dot4I8Packed`.
+//! CPU oracle. [`Dot4MatVec`] is an opt-in decode variant that quantizes
+//! activations to Q8_0/Q8_1/Q8_K on the GPU, as ggml's CPU backend does for
+//! the weight type, and uses `dot4I8Packed`.
 //!
 //! # Adding weight types (Q2_K..Q6_K, TQ1_0, TQ2_0, ...)
-//! WGSL has no includes, so each group of types is one self-contained shader:
+//! Each group of types is one shader made of two files: the group's decoders
+//! and `shaders/common/matmul_generic.wgsl` (params, bindings, byte readers,
+//! the entry points), which the registry appends (WGSL has no includes).
 //! 1. Create `shaders/matmul_<group>.wgsl`: a header comment, `override
-//!    WEIGHT_TYPE: u32;`, one `const <NAME>: u32 = <ggml id>u;` per type, and
+//!    WEIGHT_TYPE: u32;`, one `const <NAME>: u32 = <ggml id>u;` per type,
 //!    `fn dequant8(row: u32, g: u32) -> W8` returning elements `8g..8g+7` of
 //!    weight row `row` (switch on `WEIGHT_TYPE`; decode with ggml's f32
 //!    expressions; `params.row_bytes` is the byte length of a row;
-//!    `read_u32`/`read_u16`/`read_f16` read at any (even) byte offset). Then
-//!    paste the block between the `generic` markers from an existing group
-//!    verbatim (a test checks that all copies are identical).
-//! 2. Register the file in [`crate::shaders::ALL`].
+//!    `read_u32`/`read_u16`/`read_f16` read at any (even) byte offset), and
+//!    `fn dequant32(row: u32, c: u32) -> W32` returning elements
+//!    `32c..32c+31` for `matvec` (`dequant32_by8` builds it from `dequant8`;
+//!    a whole-block decoder reading aligned words, `read_words4`/`8`, is
+//!    what makes decode fast).
+//! 2. Register the file in [`crate::shaders::ALL`] with the generic part
+//!    appended (`shader!(name, path, "common/matmul_generic.wgsl")`).
 //! 3. Add one arm to `groups::shader_for` and the types to [`SUPPORTED_TYPES`]
 //!    and the shader to [`GROUP_SHADERS`]. The tests in `groups` check that the
 //!    WGSL type ids and block sizes are ggml's; add the types to the lists in
 //!    kernels/tests/matmul_gpu.rs to run the GPU checks on them. A group may
 //!    bring its own decode kernel beside the generic one: name it in
-//!    [`matvec_entry`] (the ternary types do, to sum activations by trit).
+//!    [`matvec_entry`] (none does today).
 //!
 //! Every group's kernels see whole groups of 8 elements, so `n_in` must be a
 //! multiple of the type's block size (any `n_in` for F32/F16/BF16).
 
 mod dot4;
+mod dot4_reference;
 mod groups;
 mod reference;
 
@@ -44,18 +51,24 @@ use seldon_formats::GgmlType;
 use crate::args::{check_f32_len, record, to_u32};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Workgroups};
+use crate::prepared::{Dispatch, Prepared};
+use crate::shaders::find;
 
-pub use dot4::{
-    MatVecQ8Dot4, Q8_DOT4_TYPES, XQ_WORDS_PER_BLOCK, quantize_activations_reference,
-    reference_q8_activations,
+pub use dot4::{ActivationFormat, DOT4_TYPES, Dot4MatVec, dot4_supported};
+pub use dot4_reference::{
+    dequantize_activations_reference, quantize_activations_reference, reference_dot4,
 };
 pub use groups::{GROUP_SHADERS, SUPPORTED_TYPES, matvec_entry, shader_for};
 pub use reference::{dequantize_reference, reference};
 
 /// The most activation columns `matvec` takes (its accumulators are fixed).
 pub const MATVEC_MAX_COLS: u64 = 8;
-/// Weight rows per `matvec` workgroup, as `MV_ROWS` in the WGSL.
+/// Weight rows per workgroup of the dot4 matvec, as `MV_ROWS` in
+/// shaders/matvec_q8_dot4.wgsl.
 pub const MATVEC_ROWS: u32 = 2;
+/// Weight rows (one per invocation) per workgroup of the generic `matvec`, as
+/// `MV_WG` in shaders/common/matmul_generic.wgsl.
+pub const MATVEC_WORKGROUP_ROWS: u32 = 64;
 /// Weight rows per `matmul` workgroup, as `MM_OUT` in the WGSL.
 pub const MATMUL_TILE_OUT: u32 = 64;
 /// Activation columns per `matmul` workgroup, as `MM_COLS` in the WGSL.
@@ -63,7 +76,7 @@ pub const MATMUL_TILE_COLS: u32 = 32;
 /// Invocations per `dequantize` workgroup (one group of 8 weights each).
 pub const DEQUANTIZE_WORKGROUP: u32 = 64;
 
-/// Mirrors `MatMulParams` in every matmul_<group>.wgsl.
+/// Mirrors `MatMulParams` in shaders/common/matmul_generic.wgsl.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct MatMulParams {
@@ -106,21 +119,26 @@ pub enum MatMulPath {
 pub struct MatMul {
     ty: GgmlType,
     shader: &'static str,
+    /// Shader and entry point of the decode kernel (see [`matvec_kernel`]).
+    matvec_kernel: (&'static str, &'static str),
+    /// `matvec` for 1 column; other counts come from the pipeline cache.
     matvec: Arc<wgpu::ComputePipeline>,
     matmul: Arc<wgpu::ComputePipeline>,
 }
 
 impl MatMul {
-    /// Compiles (or fetches from the cache) the `matvec` and `matmul`
-    /// pipelines for weights of type `ty`.
+    /// Compiles (or fetches from the cache) the `matvec` (1 column) and
+    /// `matmul` pipelines for weights of type `ty`.
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Self> {
         let shader = shader_for(ty)
             .ok_or_else(|| Error::invalid("matmul", format!("no GPU matmul for {ty} weights")))?;
         let overrides = [("WEIGHT_TYPE", f64::from(ty.id()))];
+        let matvec_kernel = matvec_kernel(gpu, ty, shader);
         Ok(Self {
             ty,
             shader,
-            matvec: gpu.pipeline(shader, matvec_entry(ty), &overrides)?,
+            matvec_kernel,
+            matvec: matvec_pipeline(gpu, matvec_kernel, ty, 1)?,
             matmul: gpu.pipeline(shader, "matmul", &overrides)?,
         })
     }
@@ -128,6 +146,11 @@ impl MatMul {
     /// The weight type these kernels decode.
     pub fn weight_type(&self) -> GgmlType {
         self.ty
+    }
+
+    /// The shader and entry point that `matvec` runs on this device.
+    pub fn matvec_kernel(&self) -> (&'static str, &'static str) {
+        self.matvec_kernel
     }
 
     /// Records `y = W x` for `shape`, choosing `matvec` or `matmul` by the
@@ -156,6 +179,33 @@ impl MatMul {
         shape: MatMulShape,
         path: MatMulPath,
     ) -> Result<()> {
+        self.prepare_with(gpu, weights, x, y, shape, path)?
+            .encode(encoder);
+        Ok(())
+    }
+
+    /// [`MatMul::encode`] built once, to be recorded into many steps.
+    pub fn prepare(
+        &self,
+        gpu: &Gpu,
+        weights: &wgpu::Buffer,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        shape: MatMulShape,
+    ) -> Result<Prepared> {
+        self.prepare_with(gpu, weights, x, y, shape, MatMulPath::Auto)
+    }
+
+    /// [`MatMul::encode_with`] built once, to be recorded into many steps.
+    pub fn prepare_with(
+        &self,
+        gpu: &Gpu,
+        weights: &wgpu::Buffer,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        shape: MatMulShape,
+        path: MatMulPath,
+    ) -> Result<Prepared> {
         let matvec = match path {
             MatMulPath::Auto => shape.n_cols <= MATVEC_MAX_COLS,
             MatMulPath::Matvec => true,
@@ -178,23 +228,23 @@ impl MatMul {
             ..params
         };
         if shape.n_out == 0 || shape.n_cols == 0 {
-            return Ok(());
+            return Ok(Prepared::none());
         }
         let groups = if matvec {
-            gpu.workgroups(op, shape.n_out, MATVEC_ROWS)?
+            gpu.workgroups(op, shape.n_out, MATVEC_WORKGROUP_ROWS)?
         } else {
             tile_workgroups(gpu, op, shape)?
         };
-        let pipeline = if matvec { &self.matvec } else { &self.matmul };
+        let pipeline = match (matvec, shape.n_cols) {
+            (true, 1) => Arc::clone(&self.matvec),
+            (true, n) => matvec_pipeline(gpu, self.matvec_kernel, self.ty, n)?,
+            (false, _) => Arc::clone(&self.matmul),
+        };
+        let pipeline = &pipeline;
         let label = format!("{op} {}", self.ty);
         let params = gpu.uniform(&format!("{label}.params"), &params)?;
-        let bind_group = gpu.bind_group(
-            &label,
-            pipeline,
-            &[(0, weights), (1, x), (2, y), (3, &params)],
-        )?;
-        record(encoder, &label, pipeline, &bind_group, groups);
-        Ok(())
+        let entries = [(0, weights), (1, x), (2, y), (3, &params)];
+        Ok(Dispatch::new(gpu, &label, pipeline, &entries, groups)?.into())
     }
 
     /// Records the decoding of `n_out` weight rows of `n_in` elements into
@@ -227,6 +277,35 @@ impl MatMul {
         record(encoder, &label, &pipeline, &bind_group, groups);
         Ok(())
     }
+}
+
+/// The decode kernel for `ty` (whose group shader is `shader`) on this
+/// device: `matvec_subgroups` in `<shader>_subgroups` where the device has
+/// subgroups of at least 8 invocations (it broadcasts activations from 8
+/// lanes), the portable `matvec` otherwise (and under `force_portable`).
+fn matvec_kernel(gpu: &Gpu, ty: GgmlType, shader: &'static str) -> (&'static str, &'static str) {
+    let subgroups = gpu.features().subgroups && gpu.adapter_info().subgroup_min_size >= 8;
+    let variant = find(&format!("{shader}_subgroups")).map(|s| s.name);
+    match (subgroups, matvec_entry(ty), variant) {
+        (true, "matvec", Some(name)) => (name, "matvec_subgroups"),
+        (_, entry, _) => (shader, entry),
+    }
+}
+
+/// The `matvec` pipeline for `n_cols` (1..=8) columns: `MV_COLS` is an
+/// override so that the accumulators are registers and one column has no
+/// column loop.
+fn matvec_pipeline(
+    gpu: &Gpu,
+    (shader, entry): (&str, &str),
+    ty: GgmlType,
+    n_cols: u64,
+) -> Result<Arc<wgpu::ComputePipeline>> {
+    let overrides = [
+        ("WEIGHT_TYPE", f64::from(ty.id())),
+        ("MV_COLS", n_cols as f64),
+    ];
+    gpu.pipeline(shader, entry, &overrides)
 }
 
 /// Checks `weights` against `n_out` rows of `n_in` elements of type `ty` and
@@ -328,19 +407,12 @@ mod tests {
     use super::*;
     use crate::shaders::{check_params_layout, find};
 
-    const BEGIN: &str = "// ---- generic: begin ----";
-    const END: &str = "// ---- generic: end ----";
+    const GENERIC: &str = "common/matmul_generic.wgsl";
+    const PORTABLE: &str = "common/matvec_portable.wgsl";
+    const SUBGROUPS: &str = "common/matvec_subgroups.wgsl";
 
     fn source(shader: &str) -> &'static str {
         find(shader).map(|s| s.source).unwrap_or_default()
-    }
-
-    fn generic_part(shader: &str) -> &'static str {
-        let s = source(shader);
-        let (Some(b), Some(e)) = (s.find(BEGIN), s.find(END)) else {
-            panic!("{shader}: no generic markers");
-        };
-        &s[b..e]
     }
 
     #[test]
@@ -361,20 +433,27 @@ mod tests {
     }
 
     #[test]
-    fn generic_parts_are_identical_and_match_the_constants() {
-        let first = generic_part(GROUP_SHADERS[0]);
+    fn every_group_appends_the_generic_part_and_it_matches_the_constants() {
         for shader in GROUP_SHADERS {
-            assert_eq!(generic_part(shader), first, "{shader} differs");
-        }
-        for line in [
-            format!("const MV_ROWS: u32 = {MATVEC_ROWS}u;"),
-            format!("const MV_COLS: u32 = {MATVEC_MAX_COLS}u;"),
-            format!("const MM_OUT: u32 = {MATMUL_TILE_OUT}u;"),
-            format!("const MM_COLS: u32 = {MATMUL_TILE_COLS}u;"),
-            format!("@workgroup_size({DEQUANTIZE_WORKGROUP})\nfn dequantize("),
-            format!("* {DEQUANTIZE_WORKGROUP}u + lid;"),
-        ] {
-            assert!(first.contains(&line), "missing `{line}`");
+            let info = find(shader).unwrap_or_else(|| panic!("{shader} missing"));
+            assert_eq!(info.appended, [GENERIC, PORTABLE], "{shader}");
+            let sg = format!("{shader}_subgroups");
+            let sg = find(&sg).unwrap_or_else(|| panic!("{sg} missing"));
+            assert_eq!(sg.appended, [GENERIC, SUBGROUPS], "{shader}");
+            assert!(sg.needs_subgroups && sg.path == info.path, "{shader}");
+            for (source, entry) in [(info.source, "matvec"), (sg.source, "matvec_subgroups")] {
+                for line in [
+                    format!("const MV_WG: u32 = {MATVEC_WORKGROUP_ROWS}u;"),
+                    format!("const MV_MAX_COLS: u32 = {MATVEC_MAX_COLS}u;"),
+                    format!("@workgroup_size({MATVEC_WORKGROUP_ROWS})\nfn {entry}("),
+                    format!("const MM_OUT: u32 = {MATMUL_TILE_OUT}u;"),
+                    format!("const MM_COLS: u32 = {MATMUL_TILE_COLS}u;"),
+                    format!("@workgroup_size({DEQUANTIZE_WORKGROUP})\nfn dequantize("),
+                    format!("* {DEQUANTIZE_WORKGROUP}u + lid;"),
+                ] {
+                    assert!(source.contains(&line), "{shader}: missing `{line}`");
+                }
+            }
         }
     }
 }

@@ -21,6 +21,10 @@ pub struct ShaderInfo {
     pub needs_f16: bool,
     /// Uses subgroup builtins (needs SUBGROUP).
     pub needs_subgroups: bool,
+    /// Shared helper files below `shaders/` (under `common/`) appended, in
+    /// order, to this file's text to make `source` (WGSL has no includes);
+    /// empty when the file stands alone.
+    pub appended: &'static [&'static str],
 }
 
 macro_rules! shader {
@@ -31,6 +35,20 @@ macro_rules! shader {
             source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $path)),
             needs_f16: false,
             needs_subgroups: false,
+            appended: &[],
+        }
+    };
+    ($name:literal, $path:literal, subgroups: $subgroups:literal, appended: $($appended:literal),+) => {
+        ShaderInfo {
+            name: $name,
+            path: $path,
+            source: concat!(
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $path)),
+                $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $appended)),)+
+            ),
+            needs_f16: false,
+            needs_subgroups: $subgroups,
+            appended: &[$($appended),+],
         }
     };
 }
@@ -44,11 +62,24 @@ pub const ALL: &[ShaderInfo] = &[
     shader!("elementwise", "elementwise.wgsl"),
     shader!("get_rows", "get_rows.wgsl"),
     shader!("kv_cache", "kv_cache.wgsl"),
-    shader!("matmul_float", "matmul_float.wgsl"),
-    shader!("matmul_kquants", "matmul_kquants.wgsl"),
-    shader!("matmul_legacy", "matmul_legacy.wgsl"),
+    shader!("matmul_float", "matmul_float.wgsl", subgroups: false,
+            appended: "common/matmul_generic.wgsl", "common/matvec_portable.wgsl"),
+    shader!("matmul_float_subgroups", "matmul_float.wgsl", subgroups: true,
+            appended: "common/matmul_generic.wgsl", "common/matvec_subgroups.wgsl"),
+    shader!("matmul_kquants", "matmul_kquants.wgsl", subgroups: false,
+            appended: "common/matmul_generic.wgsl", "common/matvec_portable.wgsl"),
+    shader!("matmul_kquants_subgroups", "matmul_kquants.wgsl", subgroups: true,
+            appended: "common/matmul_generic.wgsl", "common/matvec_subgroups.wgsl"),
+    shader!("matmul_legacy", "matmul_legacy.wgsl", subgroups: false,
+            appended: "common/matmul_generic.wgsl", "common/matvec_portable.wgsl"),
+    shader!("matmul_legacy_subgroups", "matmul_legacy.wgsl", subgroups: true,
+            appended: "common/matmul_generic.wgsl", "common/matvec_subgroups.wgsl"),
     shader!("matvec_q8_dot4", "matvec_q8_dot4.wgsl"),
-    shader!("matmul_ternary", "matmul_ternary.wgsl"),
+    shader!("matmul_ternary", "matmul_ternary.wgsl", subgroups: false,
+            appended: "common/matmul_generic.wgsl", "common/matvec_portable.wgsl"),
+    shader!("matmul_ternary_subgroups", "matmul_ternary.wgsl", subgroups: true,
+            appended: "common/matmul_generic.wgsl", "common/matvec_subgroups.wgsl"),
+    shader!("quantize_q8", "quantize_q8.wgsl"),
     shader!("rms_norm", "rms_norm.wgsl"),
     shader!("rope", "rope.wgsl"),
     shader!("softmax", "softmax.wgsl"),

@@ -1,5 +1,5 @@
 use proptest::prelude::*;
-use seldon_kernels::swiglu::{Swiglu, swiglu_reference};
+use seldon_kernels::swiglu::{ReluSqr, Swiglu, relu_sqr_reference, swiglu_reference};
 use seldon_kernels::tolerance::{NMSE_ELEMENTWISE, check_nmse};
 
 use crate::common::{awkward_len, gpu, gpu_cases, poisoned_output, read_output, values};
@@ -19,8 +19,34 @@ fn run(gate: &[f32], up: &[f32]) -> Vec<f32> {
     read_output(gpu, "y", &out, n)
 }
 
+fn run_relu_sqr(x: &[f32]) -> Vec<f32> {
+    let gpu = gpu();
+    let n = x.len();
+    let kernel = ReluSqr::new(gpu).unwrap();
+    let xb = gpu.upload_f32("x", x).unwrap();
+    let out = poisoned_output(gpu, "y", n);
+    let mut encoder = gpu.encoder("test.relu_sqr").unwrap();
+    kernel
+        .encode(gpu, &mut encoder, &xb, &out, n as u64)
+        .unwrap();
+    gpu.submit_and_wait("test.relu_sqr", encoder).unwrap();
+    read_output(gpu, "y", &out, n)
+}
+
 proptest! {
     #![proptest_config(gpu_cases())]
+
+    #[test]
+    fn relu_sqr_matches_reference(x in awkward_len().prop_flat_map(|n| values(n, 20.0))) {
+        let got = run_relu_sqr(&x);
+        let want = relu_sqr_reference(&x);
+        let nmse = check_nmse(&want, &got, NMSE_ELEMENTWISE);
+        prop_assert!(nmse.is_ok(), "{:?}", nmse);
+        // One multiply of the same f32: the GPU must agree bit for bit.
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            prop_assert_eq!(g.to_bits(), w.to_bits(), "y[{}] for x = {}", i, x[i]);
+        }
+    }
 
     #[test]
     fn swiglu_matches_reference(
@@ -50,4 +76,20 @@ fn swiglu_saturates_without_nan() {
     let got = run(&gate, &up);
     let want = swiglu_reference(&gate, &up);
     check_nmse(&want, &got, NMSE_ELEMENTWISE).unwrap();
+}
+
+#[test]
+fn relu_sqr_edges() {
+    let x = [
+        f32::NEG_INFINITY,
+        -1.0,
+        -0.0,
+        0.0,
+        1e-30,
+        2.0,
+        1e20,
+        f32::INFINITY,
+    ];
+    let got = run_relu_sqr(&x);
+    assert_eq!(got, relu_sqr_reference(&x));
 }

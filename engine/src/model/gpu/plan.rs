@@ -1,15 +1,16 @@
-//! What a GPU model holds from load to drop: the compiled kernels, the weights
-//! uploaded once in their GGUF block format, the activation buffers sized for
-//! the largest micro-batch, and the KV cache.
+//! What the GPU path holds: shared by every session of a model, the compiled
+//! kernels and the weights uploaded once in their GGUF block format; per
+//! session, the activation buffers sized for its largest micro-batch and its
+//! KV cache.
 
 use std::collections::HashMap;
 
 use seldon_formats::GgmlType;
 use seldon_kernels::Gpu;
-use seldon_kernels::attention::{Attention, AttentionScratch};
+use seldon_kernels::attention::AttentionScratch;
 use seldon_kernels::elementwise::Elementwise;
 use seldon_kernels::get_rows::GetRows;
-use seldon_kernels::kv_cache::{KvLayout, KvType, KvWrite};
+use seldon_kernels::kv_cache::{KvLayout, KvWrite};
 use seldon_kernels::matmul::MatMul;
 use seldon_kernels::rms_norm::RmsNorm;
 use seldon_kernels::rope::Rope;
@@ -24,7 +25,8 @@ pub(super) fn usage() -> wgpu::BufferUsages {
     wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
 }
 
-/// The compiled kernels, one matmul per weight type present.
+/// The compiled kernels, one matmul per weight type present. Attention is
+/// compiled per KV cache type, by each session.
 #[derive(Debug)]
 pub(super) struct Kernels {
     pub matmul: HashMap<GgmlType, MatMul>,
@@ -32,13 +34,12 @@ pub(super) struct Kernels {
     pub rms_norm: RmsNorm,
     pub rope: Rope,
     pub kv_write: KvWrite,
-    pub attention: Attention,
     pub elementwise: Elementwise,
     pub swiglu: Swiglu,
 }
 
 impl Kernels {
-    pub(super) fn new(gpu: &Gpu, model: &Model, kv: KvType) -> Result<Self, ModelError> {
+    pub(super) fn new(gpu: &Gpu, model: &Model) -> Result<Self, ModelError> {
         let c = model.config();
         let w = model.weights();
         let mut matmul = HashMap::new();
@@ -75,7 +76,6 @@ impl Kernels {
             rms_norm: RmsNorm::new(gpu)?,
             rope: Rope::new(gpu)?,
             kv_write: KvWrite::new(gpu)?,
-            attention: Attention::new(gpu, c.head_dim_k as u64, kv)?,
             elementwise: Elementwise::new(gpu)?,
             swiglu: Swiglu::new(gpu)?,
         })
@@ -138,8 +138,6 @@ pub(super) struct GpuLayer {
     pub up: GpuLinear,
     pub down: GpuLinear,
     pub ffn_sub_norm: Option<wgpu::Buffer>,
-    pub k_cache: wgpu::Buffer,
-    pub v_cache: wgpu::Buffer,
 }
 
 /// All weights on the GPU.
@@ -153,12 +151,7 @@ pub(super) struct GpuWeights {
 }
 
 impl GpuWeights {
-    pub(super) fn upload(
-        gpu: &Gpu,
-        model: &Model,
-        n_ctx: u64,
-        kv: (KvLayout, KvLayout),
-    ) -> Result<Self, ModelError> {
+    pub(super) fn upload(gpu: &Gpu, model: &Model) -> Result<Self, ModelError> {
         let w = model.weights();
         let token_embd = upload_matrix(gpu, model, &w.token_embd)?;
         let output = if w.tied_output {
@@ -174,12 +167,6 @@ impl GpuWeights {
         } else {
             upload_linear(gpu, model, &w.output)?
         };
-        let kv_bytes = |layout: &KvLayout| {
-            layout.bytes().ok_or_else(|| {
-                ModelError::Invalid(format!("a KV cache of {n_ctx} positions overflows"))
-            })
-        };
-        let (k_bytes, v_bytes) = (kv_bytes(&kv.0)?, kv_bytes(&kv.1)?);
         let mut layers = Vec::with_capacity(w.layers.len());
         for (i, l) in w.layers.iter().enumerate() {
             let n = |s: &str| format!("blk.{i}.{s}");
@@ -197,8 +184,6 @@ impl GpuWeights {
                 up: upload_linear(gpu, model, &l.up)?,
                 down: upload_linear(gpu, model, &l.down)?,
                 ffn_sub_norm: upload_vec(gpu, &n("ffn_sub_norm.weight"), &l.ffn_sub_norm)?,
-                k_cache: gpu.storage_buffer(&n("cache_k"), k_bytes, usage())?,
-                v_cache: gpu.storage_buffer(&n("cache_v"), v_bytes, usage())?,
             });
         }
         Ok(Self {
@@ -279,5 +264,33 @@ impl Activations {
             positions: buf("positions", 1)?,
             scratch: AttentionScratch::new(gpu, c.n_head as u64, c.head_dim_k as u64, max_splits)?,
         })
+    }
+}
+
+/// One sequence's KV cache: a key and a value buffer per layer, both of one
+/// layout (the GPU path needs equal key and value lengths and types).
+#[derive(Debug)]
+pub(super) struct KvCache {
+    pub layout: KvLayout,
+    pub layers: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+}
+
+impl KvCache {
+    pub(super) fn new(gpu: &Gpu, n_layer: usize, layout: KvLayout) -> Result<Self, ModelError> {
+        let bytes = layout.bytes().ok_or_else(|| {
+            ModelError::Invalid(format!(
+                "a KV cache of {} positions overflows",
+                layout.n_ctx
+            ))
+        })?;
+        let layers = (0..n_layer)
+            .map(|i| {
+                Ok((
+                    gpu.storage_buffer(&format!("blk.{i}.cache_k"), bytes, usage())?,
+                    gpu.storage_buffer(&format!("blk.{i}.cache_v"), bytes, usage())?,
+                ))
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        Ok(Self { layout, layers })
     }
 }

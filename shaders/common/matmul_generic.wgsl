@@ -1,0 +1,314 @@
+// matmul_generic: the part of every matmul_<group>.wgsl that does not depend
+// on the weight type: params, bindings, byte readers and the three entry
+// points (matvec, matmul, dequantize). WGSL has no includes, so the shader
+// registry (kernels/src/shaders/mod.rs) appends this file to each group's
+// decoders at build time, then matvec_portable.wgsl or matvec_subgroups.wgsl
+// (the decode entry point and its activation loads, x32); alone it does not
+// validate. The entry points see the weights only through what every group
+// defines:
+//   fn dequant8(row: u32, g: u32) -> W8    elements 8g..8g+7 of a row
+//   fn dequant32(row: u32, c: u32) -> W32  elements 32c..32c+31 of a row
+//   const MV_PARTIAL: bool  whether n_in may end mid-chunk (float types), so
+//     that the quantized groups compile no tail checks at all
+//   const MV_UNIT: u32 and fn matvec_unit(row, u, acc): accumulate elements
+//     MV_UNIT u.. of a row into acc through accumulate32 (matvec_unit_by32
+//     does it with dequant32 for MV_UNIT = 32)
+// (dequant32 may return anything past n_in; the callers mask it).
+
+struct MatMulParams {
+    n_in: u32,
+    n_out: u32,
+    n_cols: u32,
+    row_bytes: u32,
+}
+
+@group(0) @binding(0) var<storage, read> weights: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> params: MatMulParams;
+
+// Eight consecutive values: elements 8g..8g+3 in a, 8g+4..8g+7 in b.
+struct W8 {
+    a: vec4<f32>,
+    b: vec4<f32>,
+}
+
+// Thirty-two consecutive values: elements 32c + 4i + j in [i][j] (dequant32).
+alias W32 = array<vec4<f32>, 8>;
+
+// dequant32 from four dequant8: for the types that have no whole-block decoder.
+fn dequant32_by8(row: u32, c: u32) -> W32 {
+    var w: W32;
+    for (var k = 0u; k < 4u; k++) {
+        let v = dequant8(row, 4u * c + k);
+        w[2u * k] = v.a;
+        w[2u * k + 1u] = v.b;
+    }
+    return w;
+}
+
+// The low 32 bits of the 64-bit value hi:lo shifted right by sh (0..31).
+// Written without a branch (a shift by 32 is taken mod 32 in WGSL, so
+// `hi << (32 - sh)` would be wrong for sh = 0): a branch on a per-row
+// offset diverges across invocations, and both sides would run.
+fn funnel(lo: u32, hi: u32, sh: u32) -> u32 {
+    return (lo >> sh) | ((hi << 1u) << (31u - sh));
+}
+
+// The little-endian u32 at any byte offset of `weights` (two loads; the word
+// after a row's last byte may be read, which the host allows for).
+fn read_u32(byte: u32) -> u32 {
+    let i = byte >> 2u;
+    return funnel(weights[i], weights[i + 1u], (byte & 3u) * 8u);
+}
+
+// The four (eight) little-endian u32 at any byte offset: 16 (32) bytes from
+// five (nine) aligned loads, where read_u32 would take eight (sixteen).
+fn read_words4(byte: u32) -> array<u32, 4> {
+    let i = byte >> 2u;
+    let sh = (byte & 3u) * 8u;
+    var out: array<u32, 4>;
+    var lo = weights[i];
+    for (var k = 0u; k < 4u; k++) {
+        let hi = weights[i + k + 1u];
+        out[k] = funnel(lo, hi, sh);
+        lo = hi;
+    }
+    return out;
+}
+
+fn read_words8(byte: u32) -> array<u32, 8> {
+    let i = byte >> 2u;
+    let sh = (byte & 3u) * 8u;
+    var out: array<u32, 8>;
+    var lo = weights[i];
+    for (var k = 0u; k < 8u; k++) {
+        let hi = weights[i + k + 1u];
+        out[k] = funnel(lo, hi, sh);
+        lo = hi;
+    }
+    return out;
+}
+
+// The u16 at an even byte offset.
+fn read_u16(byte: u32) -> u32 {
+    return (weights[byte >> 2u] >> ((byte & 2u) * 8u)) & 0xFFFFu;
+}
+
+// IEEE binary16 bits to f32, exact for every value including subnormals
+// (unpack2x16float may flush those to zero, and ggml does not).
+// Selects, not branches: on llvmpipe both sides of a branch inside a loop
+// run under a mask anyway, and the branches cost more than the selects.
+fn f16_bits_to_f32(h: u32) -> f32 {
+    let sign = (h & 0x8000u) << 16u;
+    let mag = h & 0x7FFFu;
+    let special = bitcast<f32>(sign | 0x7F800000u | ((mag & 0x3FFu) << 13u));
+    // Rebias the exponent from 15 to 127: add (127 - 15) << 23.
+    let normal = bitcast<f32>(sign | ((mag << 13u) + 0x38000000u));
+    let v = f32(mag) * 0x1p-24f;
+    let subnormal = select(v, -v, sign != 0u);
+    return select(select(subnormal, normal, mag >= 0x0400u), special, mag >= 0x7C00u);
+}
+
+// The f16 at an even byte offset, as f32.
+fn read_f16(byte: u32) -> f32 {
+    return f16_bits_to_f32(read_u16(byte));
+}
+
+// Activations k..k+7 of column `col`, zero past n_in (only float weights
+// allow an n_in that is not a multiple of 8).
+fn load_x8(col: u32, k: u32) -> W8 {
+    let n_in = params.n_in;
+    let base = col * n_in + k;
+    if k + 8u <= n_in {
+        return W8(
+            vec4<f32>(x[base], x[base + 1u], x[base + 2u], x[base + 3u]),
+            vec4<f32>(x[base + 4u], x[base + 5u], x[base + 6u], x[base + 7u]),
+        );
+    }
+    var v = array<f32, 8>();
+    for (var i = 0u; i < 8u; i++) {
+        if k + i < n_in {
+            v[i] = x[base + i];
+        }
+    }
+    return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+}
+
+// matvec (decode, 1..8 columns): one invocation per weight row, MV_WG rows
+// per workgroup. Each invocation walks its whole row one unit at a time
+// (matvec_unit, from the group: a legacy block of 32, a k-quant or ternary
+// super-block of 256, read as aligned words with its scales decoded once), so
+// there is no reduction across invocations: no workgroup memory and no
+// barrier (a barrier is a coroutine switch per invocation on llvmpipe).
+// Rows sit across SIMD lanes on a CPU driver (lavapipe: 8 invocations per
+// AVX2 vector), where each weight load is a per-lane gather: the number of
+// words loaded per weight is what the decoders minimise. All invocations of a
+// workgroup use the same activations at the same time; x32, from the file
+// appended last (matvec_portable.wgsl or matvec_subgroups.wgsl), fetches them.
+// On a GPU the rows of a warp are row_bytes apart, so each load touches one
+// line per row, and the next words of those lines are L1 hits.
+// MV_COLS is the exact number of columns (an override, one pipeline per
+// count), so the accumulators are registers and decode (1 column) has no
+// column loop. No branch in the hot loop depends on data: llvmpipe runs both
+// sides of a branch inside a loop under a mask, so the tail checks exist only
+// where MV_PARTIAL (float rows) asks for them (dropping them for block types
+// made decode 3-5x faster) and the decoders use select(). Past 65535
+// workgroups the grid folds into 2-D.
+const MV_WG: u32 = 64u;
+const MV_MAX_COLS: u32 = 8u;
+override MV_COLS: u32 = 1u;
+
+alias Acc = array<f32, MV_MAX_COLS>;
+
+// acc[col] += w . x[col][32c..32c+31] for every column, w masked past n_in
+// (only float rows end mid-chunk; what dequant32 read there is not ours).
+fn accumulate32(acc: ptr<function, Acc>, w_in: W32, c: u32) {
+    var w = w_in;
+    if MV_PARTIAL && c * 32u + 32u > params.n_in {
+        for (var i = 0u; i < 32u; i++) {
+            if c * 32u + i >= params.n_in {
+                w[i / 4u][i % 4u] = 0.0;
+            }
+        }
+    }
+    for (var col = 0u; col < MV_COLS; col++) {
+        let xv = x32(col, c);
+        var s = w[0] * xv[0];
+        for (var i = 1u; i < 8u; i++) {
+            s += w[i] * xv[i];
+        }
+        (*acc)[col] += (s.x + s.y) + (s.z + s.w);
+    }
+}
+
+// matvec_unit for groups whose unit is one chunk of 32 (MV_UNIT = 32).
+fn matvec_unit_by32(row: u32, c: u32, acc: ptr<function, Acc>) {
+    accumulate32(acc, dequant32(row, c), c);
+}
+
+// The body of both matvec entry points.
+fn matvec_rows(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
+    let n_out = params.n_out;
+    let row = (wid.x + wid.y * nwg.x) * MV_WG + lid;
+    // Rows past the end decode the last row again and store nothing: an early
+    // return would leave lanes inactive, and the subgroup variant needs them.
+    let r = min(row, n_out - 1u);
+    var acc = Acc();
+    let units = (params.n_in + MV_UNIT - 1u) / MV_UNIT;
+    for (var u = 0u; u < units; u++) {
+        matvec_unit(r, u, &acc);
+    }
+    if row < n_out {
+        for (var col = 0u; col < MV_COLS; col++) {
+            y[col * n_out + row] = acc[col];
+        }
+    }
+}
+
+// matmul (prefill): each workgroup computes a tile of MM_OUT weight rows by
+// MM_COLS columns (tokens). Per step of MM_K = 32 elements, each of the 256
+// invocations decodes one group of 8 weights into mm_w and loads 4
+// activations into mm_x, so W is read once per 32 tokens instead of once per
+// token; each invocation then accumulates 4 outputs x 2 columns from
+// workgroup memory. The tiles are stored k-major, so the inner loop does one
+// vec4 and one vec2 load for 8 multiply-adds. 12 KiB of workgroup memory fits
+// WebGPU's 16 KiB minimum. Rows, columns and elements past the ends are
+// zeros, so any n_out, n_cols and (for float weights) n_in work.
+const MM_OUT: u32 = 64u;
+const MM_COLS: u32 = 32u;
+const MM_K: u32 = 32u;
+
+// [k][out / 4] and [k][col / 2].
+var<workgroup> mm_w: array<vec4<f32>, 512>;
+var<workgroup> mm_x: array<vec2<f32>, 512>;
+
+@compute @workgroup_size(256)
+fn matmul(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let n_in = params.n_in;
+    let out0 = wid.x * MM_OUT;
+    let col0 = wid.y * MM_COLS;
+    // What this invocation computes: outputs out0 + 4 * to.., columns col0 + 2 * tc..
+    let to = lid % 16u;
+    let tc = lid / 16u;
+    // What it loads: group w_grp of row w_row, and 4 activations of column x_col.
+    let w_row = lid / 4u;
+    let w_grp = lid % 4u;
+    let x_col = lid / 8u;
+    let x_k = (lid % 8u) * 4u;
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
+    for (var k0 = 0u; k0 < n_in; k0 += MM_K) {
+        var w = W8(vec4<f32>(), vec4<f32>());
+        if out0 + w_row < params.n_out && k0 + w_grp * 8u < n_in {
+            w = dequant8(out0 + w_row, k0 / 8u + w_grp);
+        }
+        for (var i = 0u; i < 4u; i++) {
+            mm_w[(w_grp * 8u + i) * 16u + w_row / 4u][w_row % 4u] = w.a[i];
+            mm_w[(w_grp * 8u + 4u + i) * 16u + w_row / 4u][w_row % 4u] = w.b[i];
+        }
+        var xv = vec4<f32>();
+        if col0 + x_col < params.n_cols {
+            let base = (col0 + x_col) * n_in + k0 + x_k;
+            for (var i = 0u; i < 4u; i++) {
+                if k0 + x_k + i < n_in {
+                    xv[i] = x[base + i];
+                }
+            }
+        }
+        for (var i = 0u; i < 4u; i++) {
+            mm_x[(x_k + i) * 16u + x_col / 2u][x_col % 2u] = xv[i];
+        }
+        workgroupBarrier();
+        for (var k = 0u; k < MM_K; k++) {
+            let wv = mm_w[k * 16u + to];
+            let xk = mm_x[k * 16u + tc];
+            acc0 += wv * xk.x;
+            acc1 += wv * xk.y;
+        }
+        workgroupBarrier();
+    }
+    let n_out = params.n_out;
+    for (var i = 0u; i < 4u; i++) {
+        let o = out0 + to * 4u + i;
+        let c = col0 + tc * 2u;
+        if o < n_out && c < params.n_cols {
+            y[c * n_out + o] = acc0[i];
+        }
+        if o < n_out && c + 1u < params.n_cols {
+            y[(c + 1u) * n_out + o] = acc1[i];
+        }
+    }
+}
+
+// dequantize: y = W as n_out rows of n_in f32, one invocation per group of 8.
+// Not used for inference: it lets tests compare the GPU decoder with the CPU
+// dequantizer value by value. Workgroups past 65535 fold into 2-D.
+@compute @workgroup_size(64)
+fn dequantize(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let n_in = params.n_in;
+    let groups = (n_in + 7u) / 8u;
+    let idx = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if groups == 0u || idx / groups >= params.n_out {
+        return;
+    }
+    let row = idx / groups;
+    let g = idx % groups;
+    let w = dequant8(row, g);
+    let base = row * n_in + g * 8u;
+    for (var i = 0u; i < 4u; i++) {
+        if g * 8u + i < n_in {
+            y[base + i] = w.a[i];
+        }
+        if g * 8u + 4u + i < n_in {
+            y[base + 4u + i] = w.b[i];
+        }
+    }
+}

@@ -1,0 +1,38 @@
+// matvec_portable: the decode entry point of shaders/common/matmul_generic.wgsl
+// for any device, and its activation loads. The registry appends it after
+// matmul_generic.wgsl to make the `matmul_<group>` shaders;
+// matvec_subgroups.wgsl is the variant for devices with subgroups.
+//
+// Every invocation loads the same 32 activations per chunk. On a GPU that is
+// one broadcast from L1; on llvmpipe a load inside a loop is a per-lane
+// gather even at a uniform address, which is what the subgroup variant avoids.
+
+// Activations 32c.. of column `col`, zero past n_in (only float weights
+// allow an n_in that is not a multiple of 32).
+fn x32(col: u32, c: u32) -> W32 {
+    let n_in = params.n_in;
+    let base = col * n_in + c * 32u;
+    var v: W32;
+    if !MV_PARTIAL || c * 32u + 32u <= n_in {
+        for (var i = 0u; i < 8u; i++) {
+            let k = base + 4u * i;
+            v[i] = vec4<f32>(x[k], x[k + 1u], x[k + 2u], x[k + 3u]);
+        }
+    } else {
+        for (var i = 0u; i < 32u; i++) {
+            if c * 32u + i < n_in {
+                v[i / 4u][i % 4u] = x[base + i];
+            }
+        }
+    }
+    return v;
+}
+
+@compute @workgroup_size(64)
+fn matvec(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    matvec_rows(wid, nwg, lid);
+}

@@ -212,35 +212,37 @@ fn matvec_unit(row: u32, u: u32, acc: ptr<function, Acc>) {
 }
 
 fn matvec_unit_q45_k(row: u32, u: u32, acc: ptr<function, Acc>, block_bytes: u32) {
-    let i = (row * params.row_bytes + u * block_bytes) >> 2u;
-    let dm = weights[i];
-    let s0 = weights[i + 1u];
-    let s1 = weights[i + 2u];
-    let s2 = weights[i + 3u];
-    let d = f16_bits_to_f32(dm & 0xFFFFu);
-    let dmin = f16_bits_to_f32(dm >> 16u);
+    // 144 and 176 bytes: every super-block starts at a multiple of 16.
+    let i = (row * params.row_bytes + u * block_bytes) >> 4u;
+    let head = weights4[i];
+    let d = f16_bits_to_f32(head.x & 0xFFFFu);
+    let dmin = f16_bits_to_f32(head.x >> 16u);
     let q5 = block_bytes == 176u;
     // Q5_K: qh[32] at byte 16 (fifth bit of sub-block j: bit j of qh[l]).
-    var qh: array<u32, 8>;
+    var qh: array<vec4<u32>, 2>;
     if q5 {
-        for (var k = 0u; k < 8u; k++) {
-            qh[k] = weights[i + 4u + k];
-        }
+        qh[0] = weights4[i + 1u];
+        qh[1] = weights4[i + 2u];
     }
-    let qs = i + select(4u, 12u, q5);
-    for (var j = 0u; j < 8u; j++) {
-        let sm = scale_min_words(s0, s1, s2, j);
-        let dl = d * sm.x;
-        let ml = dmin * sm.y;
-        let shifts = BYTE_SHIFTS + 4u * (j & 1u);
-        var w: W32;
-        for (var k = 0u; k < 8u; k++) {
-            var v = (vec4<u32>(weights[qs + 8u * (j >> 1u) + k]) >> shifts) & vec4<u32>(0xFu);
-            if q5 {
-                v += ((vec4<u32>(qh[k]) >> (BYTE_SHIFTS + j)) & vec4<u32>(1u)) * 16u;
+    let qs = i + select(1u, 3u, q5);
+    // Sub-blocks 2p and 2p + 1 share 32 bytes of qs (low and high nibbles).
+    for (var p = 0u; p < 4u; p++) {
+        let q = array<vec4<u32>, 2>(weights4[qs + 2u * p], weights4[qs + 2u * p + 1u]);
+        for (var h = 0u; h < 2u; h++) {
+            let j = 2u * p + h;
+            let sm = scale_min_words(head.y, head.z, head.w, j);
+            let dl = d * sm.x;
+            let ml = dmin * sm.y;
+            let shifts = BYTE_SHIFTS + 4u * h;
+            var w: W32;
+            for (var k = 0u; k < 8u; k++) {
+                var v = (vec4<u32>(q[k / 4u][k % 4u]) >> shifts) & vec4<u32>(0xFu);
+                if q5 {
+                    v += ((vec4<u32>(qh[k / 4u][k % 4u]) >> (BYTE_SHIFTS + j)) & vec4<u32>(1u)) * 16u;
+                }
+                w[k] = dl * vec4<f32>(v) - ml;
             }
-            w[k] = dl * vec4<f32>(v) - ml;
+            accumulate32(acc, w, 8u * u + j);
         }
-        accumulate32(acc, w, 8u * u + j);
     }
 }

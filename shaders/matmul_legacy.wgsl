@@ -154,41 +154,50 @@ fn add_fifth_bits(w: W32, qh: u32) -> W32 {
     return v;
 }
 
+// Words k.. of the windowed block from byte rel (k < 8).
+fn win_words4(rel: u32) -> array<u32, 4> {
+    return array<u32, 4>(win_u32(rel), win_u32(rel + 4u), win_u32(rel + 8u), win_u32(rel + 12u));
+}
+
+// Block c of `row` for matvec, read through one window: 2 vec4 loads for
+// blocks of 18..24 bytes at any even offset (Q5_0: 3), 3 for Q8_0's 34.
 fn dequant32_legacy(row: u32, c: u32) -> W32 {
     var w: W32;
     switch WEIGHT_TYPE {
         case Q4_0: {
-            let blk = row * params.row_bytes + c * 18u;
-            let d = read_f16(blk);
-            w = nibbles32(read_words4(blk + 2u));
+            load_window(row * params.row_bytes + c * 18u, 2u);
+            let d = f16_bits_to_f32(win_u32(0u) & 0xFFFFu);
+            w = nibbles32(win_words4(2u));
             for (var k = 0u; k < 8u; k++) { w[k] = (w[k] - 8.0) * d; }
         }
         case Q4_1: {
-            let blk = row * params.row_bytes + c * 20u;
-            let d = read_f16(blk);
-            let m = read_f16(blk + 2u);
-            w = nibbles32(read_words4(blk + 4u));
+            load_window(row * params.row_bytes + c * 20u, 2u);
+            let dm = win_u32(0u);
+            let d = f16_bits_to_f32(dm & 0xFFFFu);
+            let m = f16_bits_to_f32(dm >> 16u);
+            w = nibbles32(win_words4(4u));
             for (var k = 0u; k < 8u; k++) { w[k] = w[k] * d + m; }
         }
         case Q5_0: {
-            let blk = row * params.row_bytes + c * 22u;
-            let d = read_f16(blk);
-            w = add_fifth_bits(nibbles32(read_words4(blk + 6u)), read_u32(blk + 2u));
+            load_window(row * params.row_bytes + c * 22u, 3u);
+            let d = f16_bits_to_f32(win_u32(0u) & 0xFFFFu);
+            w = add_fifth_bits(nibbles32(win_words4(6u)), win_u32(2u));
             for (var k = 0u; k < 8u; k++) { w[k] = (w[k] - 16.0) * d; }
         }
         case Q5_1: {
-            let blk = row * params.row_bytes + c * 24u;
-            let d = read_f16(blk);
-            let m = read_f16(blk + 2u);
-            w = add_fifth_bits(nibbles32(read_words4(blk + 8u)), read_u32(blk + 4u));
+            load_window(row * params.row_bytes + c * 24u, 2u);
+            let dm = win_u32(0u);
+            let d = f16_bits_to_f32(dm & 0xFFFFu);
+            let m = f16_bits_to_f32(dm >> 16u);
+            w = add_fifth_bits(nibbles32(win_words4(8u)), win_u32(4u));
             for (var k = 0u; k < 8u; k++) { w[k] = w[k] * d + m; }
         }
         case Q8_0: {
-            let blk = row * params.row_bytes + c * 34u;
-            let d = read_f16(blk);
-            let q = read_words8(blk + 2u);
+            load_window(row * params.row_bytes + c * 34u, 3u);
+            let d = f16_bits_to_f32(win_u32(0u) & 0xFFFFu);
             for (var k = 0u; k < 8u; k++) {
-                let s = bitcast<vec4<i32>>(vec4<u32>(q[k]) << (vec4<u32>(24u) - BYTE_SHIFTS));
+                let q = win_u32(2u + 4u * k);
+                let s = bitcast<vec4<i32>>(vec4<u32>(q) << (vec4<u32>(24u) - BYTE_SHIFTS));
                 w[k] = vec4<f32>(s >> vec4<u32>(24u)) * d;
             }
         }

@@ -13,9 +13,8 @@
 //
 // Unpacking is integer arithmetic only; weights become f32 (t - 1) * d as
 // ggml's dequantizer computes them. The registry appends
-// common/matmul_generic.wgsl (the entry points): its matvec takes 32 weights
-// at a time through dequant32 (TQ2_0: 32 bytes of one half-block read as
-// eight funnel-shifted words, d decoded once; TQ1_0 through dequant8), its
+// common/matmul_generic.wgsl (the entry points): its matvec reads each
+// block through one vec4 window (load_window) and decodes it whole; its
 // tiled matmul reuses each decoded weight for 32 columns.
 // (An earlier matvec_ternary summed activations by trit with selects
 // instead of multiplying; it went with the generic rewrite, since a convert
@@ -92,50 +91,71 @@ fn dequant8(row: u32, g: u32) -> W8 {
 }
 
 
-// Elements 32c..32c+31 of weight row `row`. TQ2_0: chunk j = c % 8 of its
-// block is byte m of half j / 4 at bits 2 (j % 4), for m = 0..31.
+// Elements 32c..32c+31 (the generic part wants one; matvec_unit below
+// decodes whole blocks instead).
 fn dequant32(row: u32, c: u32) -> W32 {
-    if WEIGHT_TYPE != TQ2_0 {
-        return dequant32_by8(row, c);
-    }
-    let blk = row * params.row_bytes + (c >> 3u) * 66u;
-    let j = c & 7u;
-    let q = read_words8(blk + 32u * (j >> 2u));
-    let d = read_f16(blk + 64u);
-    let s = BYTE_SHIFTS + 2u * (j & 3u);
-    var w: W32;
-    for (var k = 0u; k < 8u; k++) {
-        let t = vec4<i32>((vec4<u32>(q[k]) >> s) & vec4<u32>(3u));
-        w[k] = vec4<f32>(t - vec4<i32>(1)) * d;
-    }
-    return w;
+    return dequant32_by8(row, c);
 }
 
-// matvec's unit: one block of 256. TQ2_0 reads each 32-byte half once (nine
-// words) for the four chunks whose trits it holds, and d once: 19 loads per
-// block, where decoding chunk by chunk took 80.
+// matvec's unit: one block of 256, read through one window (5 vec4 loads
+// for either type, where TQ2_0 took 19 u32 loads and TQ1_0 160).
 const MV_UNIT: u32 = 256u;
 const MV_PARTIAL: bool = false;
 
+// acc += chunk c of codes t (t + 1 per weight) times the block scale d.
+fn accumulate_trits(acc: ptr<function, Acc>, t: array<vec4<u32>, 8>, d: f32, c: u32) {
+    var w: W32;
+    for (var k = 0u; k < 8u; k++) {
+        w[k] = vec4<f32>(vec4<i32>(t[k]) - vec4<i32>(1)) * d;
+    }
+    accumulate32(acc, w, c);
+}
+
 fn matvec_unit(row: u32, u: u32, acc: ptr<function, Acc>) {
-    if WEIGHT_TYPE != TQ2_0 {
-        for (var j = 0u; j < 8u; j++) {
-            accumulate32(acc, dequant32(row, 8u * u + j), 8u * u + j);
+    var t: array<vec4<u32>, 8>;
+    if WEIGHT_TYPE == TQ2_0 {
+        // qs[64] at 0 (chunk 4h + n: bits 2n of bytes 32h..32h+31), d at 64.
+        load_window(row * params.row_bytes + u * 66u, 5u);
+        let d = f16_bits_to_f32(win_u32(64u) & 0xFFFFu);
+        for (var h = 0u; h < 2u; h++) {
+            var q: array<u32, 8>;
+            for (var k = 0u; k < 8u; k++) {
+                q[k] = win_u32(32u * h + 4u * k);
+            }
+            for (var n = 0u; n < 4u; n++) {
+                for (var k = 0u; k < 8u; k++) {
+                    t[k] = (vec4<u32>(q[k]) >> (BYTE_SHIFTS + 2u * n)) & vec4<u32>(3u);
+                }
+                accumulate_trits(acc, t, d, 8u * u + 4u * h + n);
+            }
         }
         return;
     }
-    let blk = row * params.row_bytes + u * 66u;
-    let d = read_f16(blk + 64u);
-    for (var h = 0u; h < 2u; h++) {
-        let q = read_words8(blk + 32u * h);
-        for (var n = 0u; n < 4u; n++) {
-            let s = BYTE_SHIFTS + 2u * n;
-            var w: W32;
-            for (var k = 0u; k < 8u; k++) {
-                let t = vec4<i32>((vec4<u32>(q[k]) >> s) & vec4<u32>(3u));
-                w[k] = vec4<f32>(t - vec4<i32>(1)) * d;
-            }
-            accumulate32(acc, w, 8u * u + 4u * h + n);
+    // TQ1_0: qs[48] at 0, qh[4] at 48, d at 52. Chunk j < 5 is trit j of
+    // bytes 0..31; chunks 5..7 take trits 2j - 10 and 2j - 9 of bytes 32..47,
+    // except that the second half of chunk 7 is the four trits of qh.
+    load_window(row * params.row_bytes + u * 54u, 5u);
+    let d = f16_bits_to_f32(win_u32(52u) & 0xFFFFu);
+    var a: array<u32, 8>;
+    for (var k = 0u; k < 8u; k++) {
+        a[k] = win_u32(4u * k);
+    }
+    var b: array<u32, 4>;
+    for (var k = 0u; k < 4u; k++) {
+        b[k] = win_u32(32u + 4u * k);
+    }
+    let qh = win_u32(48u);
+    for (var j = 0u; j < 5u; j++) {
+        for (var k = 0u; k < 8u; k++) {
+            t[k] = trits4(a[k], j);
         }
+        accumulate_trits(acc, t, d, 8u * u + j);
+    }
+    for (var p = 0u; p < 3u; p++) {
+        for (var k = 0u; k < 4u; k++) {
+            t[k] = trits4(b[k], 2u * p);
+            t[k + 4u] = select(trits4(b[k], 2u * p + 1u), trits4(qh, k), p == 2u);
+        }
+        accumulate_trits(acc, t, d, 8u * u + 5u + p);
     }
 }

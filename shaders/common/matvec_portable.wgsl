@@ -13,7 +13,12 @@ fn x32(col: u32, c: u32) -> W32 {
     let n_in = params.n_in;
     let base = col * n_in + c * 32u;
     var v: W32;
-    if !MV_PARTIAL || c * 32u + 32u <= n_in {
+    if !MV_PARTIAL {
+        // n_in is a multiple of 32, so base is a multiple of 4.
+        for (var i = 0u; i < 8u; i++) {
+            v[i] = x4[base / 4u + i];
+        }
+    } else if c * 32u + 32u <= n_in {
         for (var i = 0u; i < 8u; i++) {
             let k = base + 4u * i;
             v[i] = vec4<f32>(x[k], x[k + 1u], x[k + 2u], x[k + 3u]);

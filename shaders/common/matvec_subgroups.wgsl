@@ -20,9 +20,14 @@ fn x32(col: u32, c: u32) -> W32 {
     let part = c * 32u + 4u * (mv_lane % 8u);
     let base = col * n_in + part;
     var mine = vec4<f32>();
-    for (var j = 0u; j < 4u; j++) {
-        if !MV_PARTIAL || part + j < n_in {
-            mine[j] = x[base + j];
+    if !MV_PARTIAL {
+        // n_in is a multiple of 32 here, so base is a multiple of 4.
+        mine = x4[base >> 2u];
+    } else {
+        for (var j = 0u; j < 4u; j++) {
+            if part + j < n_in {
+                mine[j] = x[base + j];
+            }
         }
     }
     var v: W32;

@@ -17,6 +17,15 @@ fn padded(bytes: u64) -> Option<u64> {
     bytes.max(1).checked_next_multiple_of(ALIGN)
 }
 
+/// Storage buffers are allocated in whole 16-byte units, so that any buffer
+/// can also be bound as `array<vec4<...>>` (matvec reads weights and
+/// activations 16 bytes at a time) with every byte inside a whole vec4.
+pub const STORAGE_ALIGN: u64 = 16;
+
+fn storage_size(bytes: u64) -> Option<u64> {
+    bytes.max(1).checked_next_multiple_of(STORAGE_ALIGN)
+}
+
 impl Gpu {
     /// Checks that a tensor of `bytes` fits one buffer and one storage binding.
     pub fn check_binding(&self, tensor: &str, bytes: u64) -> Result<()> {
@@ -38,7 +47,7 @@ impl Gpu {
         Ok(())
     }
 
-    /// A storage buffer of at least `bytes` (rounded up to 4) for tensor `name`,
+    /// A storage buffer of at least `bytes` (rounded up to 16) for tensor `name`,
     /// with `usage` added to STORAGE. Fails with `BindingTooLarge` or
     /// `BufferTooLarge` before asking wgpu when the size exceeds the limits.
     pub fn storage_buffer(
@@ -48,11 +57,15 @@ impl Gpu {
         usage: wgpu::BufferUsages,
     ) -> Result<wgpu::Buffer> {
         self.check_lost()?;
-        let size = padded(bytes).ok_or_else(|| Error::BufferTooLarge {
+        let size = storage_size(bytes).ok_or_else(|| Error::BufferTooLarge {
             tensor: name.to_owned(),
             bytes,
             limit: self.limits.max_buffer_size,
         })?;
+        // The request first, so that an error names the tensor's own size;
+        // then the padding (it can only cross a limit that is not a
+        // multiple of 16).
+        self.check_binding(name, bytes)?;
         self.check_binding(name, size)?;
         self.scoped(name, || {
             self.device.create_buffer(&wgpu::BufferDescriptor {

@@ -243,8 +243,17 @@ impl MatMul {
         let pipeline = &pipeline;
         let label = format!("{op} {}", self.ty);
         let params = gpu.uniform(&format!("{label}.params"), &params)?;
-        let entries = [(0, weights), (1, x), (2, y), (3, &params)];
-        Ok(Dispatch::new(gpu, &label, pipeline, &entries, groups)?.into())
+        // matvec also reads the weights and x as vec4s (bindings 4 and 5).
+        let entries = [
+            (0, weights),
+            (1, x),
+            (2, y),
+            (3, &params),
+            (4, weights),
+            (5, x),
+        ];
+        let entries = if matvec { &entries[..] } else { &entries[..4] };
+        Ok(Dispatch::new(gpu, &label, pipeline, entries, groups)?.into())
     }
 
     /// Records the decoding of `n_out` weight rows of `n_in` elements into

@@ -44,6 +44,23 @@ impl Dispatch {
         })
     }
 
+    /// [`Dispatch::new`] with explicit bind group entries (parts of buffers).
+    pub(crate) fn from_entries(
+        gpu: &Gpu,
+        label: &str,
+        pipeline: &Arc<wgpu::ComputePipeline>,
+        entries: &[wgpu::BindGroupEntry<'_>],
+        groups: Workgroups,
+    ) -> Result<Self> {
+        let bind_group = gpu.bind_group_entries(label, pipeline, entries)?;
+        Ok(Self {
+            label: label.to_owned(),
+            pipeline: Arc::clone(pipeline),
+            bind_group,
+            groups,
+        })
+    }
+
     /// The workgroups it dispatches.
     pub fn workgroups(&self) -> Workgroups {
         self.groups

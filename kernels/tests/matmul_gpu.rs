@@ -12,7 +12,8 @@ use proptest::prelude::*;
 use seldon_formats::GgmlType;
 use seldon_formats::quant::quantize_to_vec;
 use seldon_kernels::matmul::{
-    MatMul, MatMulPath, MatMulShape, SUPPORTED_TYPES, dequantize_reference, reference,
+    MatMul, MatMulPath, MatMulShape, SUPPORTED_TYPES, dequantize_reference, matvec_input_buffer,
+    reference,
 };
 use seldon_kernels::tolerance::{NMSE_MATMUL, check_nmse};
 
@@ -81,7 +82,7 @@ fn shape(n_in: usize, n_out: usize, n_cols: usize) -> MatMulShape {
     }
 }
 
-/// Runs `ty` weights (raw bytes) times `x` on `gpu` with `path`.
+/// [`common::run_matmul`], one test at a time.
 fn run_on(
     gpu: &seldon_kernels::Gpu,
     ty: GgmlType,
@@ -89,19 +90,10 @@ fn run_on(
     x: &[f32],
     s: MatMulShape,
     path: MatMulPath,
+    uniform_x: bool,
 ) -> Vec<f32> {
     let _lock = lock();
-    let kernel = MatMul::new(gpu, ty).unwrap();
-    let wb = gpu.upload_bytes("weights", w).unwrap();
-    let xb = gpu.upload_f32("x", x).unwrap();
-    let n = (s.n_cols * s.n_out) as usize;
-    let yb = poisoned_output(gpu, "y", n);
-    let mut encoder = gpu.encoder("test.matmul").unwrap();
-    kernel
-        .encode_with(gpu, &mut encoder, &wb, &xb, &yb, s, path)
-        .unwrap();
-    gpu.submit_and_wait("test.matmul", encoder).unwrap();
-    read_output(gpu, "y", &yb, n)
+    common::run_matmul(gpu, ty, w, x, s, path, uniform_x)
 }
 
 /// Random weights of type `ty` quantized from [-1, 1] data whose rows vary in
@@ -125,15 +117,19 @@ fn check_product(ty: GgmlType, s: MatMulShape, path: MatMulPath, seed: u64) -> R
     let (w, x) = case_data(ty, s, seed);
     let want = reference(ty, &w, &x, s).unwrap();
     let mut nmse = 0.0;
-    let devices: &[&seldon_kernels::Gpu] = match path {
-        MatMulPath::Matvec => &[common::gpu(), portable_gpu()],
-        _ => &[common::gpu()],
+    let runs: &[(&seldon_kernels::Gpu, bool)] = match path {
+        MatMulPath::Matvec => &[
+            (common::gpu(), false),
+            (portable_gpu(), false),
+            (common::gpu(), true),
+        ],
+        _ => &[(common::gpu(), false)],
     };
-    for &gpu in devices {
-        let got = run_on(gpu, ty, &w, &x, s, path);
+    for &(gpu, uniform_x) in runs {
+        let got = run_on(gpu, ty, &w, &x, s, path, uniform_x);
         let kernel = MatMul::new(gpu, ty).unwrap().matvec_kernel();
         nmse = check_against(ty, s, path, &w, &x, &want, &got)
-            .map_err(|e| format!("{kernel:?}: {e}"))?;
+            .map_err(|e| format!("{kernel:?} (uniform x: {uniform_x}): {e}"))?;
     }
     Ok(nmse)
 }
@@ -475,4 +471,31 @@ fn matvec_uses_subgroups_only_where_the_device_has_them() {
         assert_eq!(entry, "matvec", "{ty}");
         assert!(!shader.ends_with("_subgroups"), "{ty}");
     }
+}
+
+/// Activations in a `matvec_input_buffer` are read as a uniform wherever they
+/// fit the 64 KiB binding (the products above then run `matvec_uniform`);
+/// elsewhere the storage kernel runs.
+#[test]
+fn matvec_reads_activations_as_a_uniform_where_they_fit() {
+    let (gpu, _lock) = gpu();
+    let kernel = MatMul::new(gpu, GgmlType::Q8_0).unwrap();
+    let usage = wgpu::BufferUsages::COPY_DST;
+    let x = matvec_input_buffer(gpu, "x", 4 * 2048, usage).unwrap();
+    let plain = gpu.upload_f32("plain", &[0.0; 2048]).unwrap();
+    let fits = shape(2048, 64, 8);
+    let wide = shape(2048, 64, 9);
+    assert_eq!(kernel.matvec_kernel_for(gpu, &x, fits).1, "matvec_uniform");
+    assert_eq!(
+        kernel.matvec_kernel_for(gpu, &x, shape(4096, 64, 5)),
+        kernel.matvec_kernel()
+    );
+    assert_eq!(
+        kernel.matvec_kernel_for(gpu, &x, wide),
+        kernel.matvec_kernel()
+    );
+    assert_eq!(
+        kernel.matvec_kernel_for(gpu, &plain, fits),
+        kernel.matvec_kernel()
+    );
 }

@@ -86,7 +86,7 @@ fn portable_gpu() -> &'static seldon_kernels::Gpu {
     })
 }
 
-/// Runs `ty` weights (raw bytes) times `x` on `gpu` with `path`.
+/// [`common::run_matmul`], one test at a time.
 fn run_on(
     gpu: &seldon_kernels::Gpu,
     ty: GgmlType,
@@ -94,19 +94,10 @@ fn run_on(
     x: &[f32],
     s: MatMulShape,
     path: MatMulPath,
+    uniform_x: bool,
 ) -> Vec<f32> {
     let _lock = gpu_lock();
-    let kernel = MatMul::new(gpu, ty).unwrap();
-    let wb = gpu.upload_bytes("weights", w).unwrap();
-    let xb = gpu.upload_f32("x", x).unwrap();
-    let n = (s.n_cols * s.n_out) as usize;
-    let yb = poisoned_output(gpu, "y", n);
-    let mut encoder = gpu.encoder("test.matmul_kquants").unwrap();
-    kernel
-        .encode_with(gpu, &mut encoder, &wb, &xb, &yb, s, path)
-        .unwrap();
-    gpu.submit_and_wait("test.matmul_kquants", encoder).unwrap();
-    read_output(gpu, "y", &yb, n)
+    common::run_matmul(gpu, ty, w, x, s, path, uniform_x)
 }
 
 /// Weights quantized from [-1, 1] data whose rows vary in scale, and
@@ -134,14 +125,19 @@ fn check_product(
     path: MatMulPath,
 ) -> Result<(), String> {
     let want = reference(ty, w, x, s).unwrap();
-    let devices: &[&seldon_kernels::Gpu] = match path {
-        MatMulPath::Matvec => &[common::gpu(), portable_gpu()],
-        _ => &[common::gpu()],
+    let runs: &[(&seldon_kernels::Gpu, bool)] = match path {
+        MatMulPath::Matvec => &[
+            (common::gpu(), false),
+            (portable_gpu(), false),
+            (common::gpu(), true),
+        ],
+        _ => &[(common::gpu(), false)],
     };
-    for &gpu in devices {
-        let got = run_on(gpu, ty, w, x, s, path);
+    for &(gpu, uniform_x) in runs {
+        let got = run_on(gpu, ty, w, x, s, path, uniform_x);
         let kernel = MatMul::new(gpu, ty).unwrap().matvec_kernel();
-        check_against(ty, w, x, s, path, &want, &got).map_err(|e| format!("{kernel:?}: {e}"))?;
+        check_against(ty, w, x, s, path, &want, &got)
+            .map_err(|e| format!("{kernel:?} (uniform x: {uniform_x}): {e}"))?;
     }
     Ok(())
 }

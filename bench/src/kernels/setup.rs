@@ -15,7 +15,7 @@ use seldon_kernels::attention::{Attention, AttentionScratch, AttentionShape, KvS
 use seldon_kernels::convert::{Convert, ConvertDirection, f16_buffer_bytes};
 use seldon_kernels::copy::CopyVec4;
 use seldon_kernels::kv_cache::kv_from_f32;
-use seldon_kernels::matmul::{Dot4MatVec, MatMul, MatMulPath, MatMulShape};
+use seldon_kernels::matmul::{Dot4MatVec, MatMul, MatMulPath, MatMulShape, matvec_input_buffer};
 use seldon_kernels::rms_norm::{RmsNorm, RmsNormShape};
 
 use super::cases::{AttnShape, Case, CaseKind, MatShape};
@@ -194,7 +194,11 @@ fn prepare_product<'a>(
     let copies = copies_for(weights.len() as u64);
     let w = uploads(gpu, "weights", &weights, copies)?;
     drop(weights);
-    let x = gpu.upload_f32("x", &rng.values(usize::try_from(m.n_in * m.n_cols)?))?;
+    // As the engine allocates activations: matvec may read them as a uniform.
+    let xs = rng.values(usize::try_from(m.n_in * m.n_cols)?);
+    let usage = wgpu::BufferUsages::COPY_DST;
+    let x = matvec_input_buffer(gpu, "x", 4 * m.n_in * m.n_cols, usage)?;
+    gpu.write_f32("x", &x, 0, &xs)?;
     let y = output(gpu, "y", m.n_out * m.n_cols * 4)?;
     let shape = MatMulShape {
         n_in: m.n_in,

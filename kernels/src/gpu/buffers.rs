@@ -93,6 +93,17 @@ impl Gpu {
         self.upload_bytes(name, bytemuck::cast_slice(data))
     }
 
+    /// Writes f32 `data` into `buffer` at byte `offset` (see [`Gpu::write_bytes`]).
+    pub fn write_f32(
+        &self,
+        name: &str,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        data: &[f32],
+    ) -> Result<()> {
+        self.write_bytes(name, buffer, offset, bytemuck::cast_slice(data))
+    }
+
     /// Writes `data` into `buffer` at byte `offset` through the queue (ordered
     /// before the next submit). Unaligned tails are zero-padded to 4 bytes.
     pub fn write_bytes(

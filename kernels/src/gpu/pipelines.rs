@@ -123,19 +123,30 @@ impl Gpu {
         pipeline: &wgpu::ComputePipeline,
         buffers: &[(u32, &wgpu::Buffer)],
     ) -> Result<wgpu::BindGroup> {
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+            .iter()
+            .map(|(binding, buffer)| wgpu::BindGroupEntry {
+                binding: *binding,
+                resource: buffer.as_entire_binding(),
+            })
+            .collect();
+        self.bind_group_entries(op, pipeline, &entries)
+    }
+
+    /// A bind group for group 0 of `pipeline` from explicit entries (for
+    /// bindings of part of a buffer).
+    pub fn bind_group_entries(
+        &self,
+        op: &str,
+        pipeline: &wgpu::ComputePipeline,
+        entries: &[wgpu::BindGroupEntry<'_>],
+    ) -> Result<wgpu::BindGroup> {
         self.scoped(op, || {
             let layout = pipeline.get_bind_group_layout(0);
-            let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
-                .iter()
-                .map(|(binding, buffer)| wgpu::BindGroupEntry {
-                    binding: *binding,
-                    resource: buffer.as_entire_binding(),
-                })
-                .collect();
             self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(op),
                 layout: &layout,
-                entries: &entries,
+                entries,
             })
         })
     }

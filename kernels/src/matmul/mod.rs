@@ -69,6 +69,10 @@ pub const MATVEC_ROWS: u32 = 2;
 /// Weight rows (one per invocation) per workgroup of the generic `matvec`, as
 /// `MV_WG` in shaders/common/matmul_generic.wgsl.
 pub const MATVEC_WORKGROUP_ROWS: u32 = 64;
+/// Bytes of x that `matvec_uniform` binds as a uniform array (`XU_VEC4`
+/// vec4s in shaders/common/matvec_uniform.wgsl): WebGPU's default
+/// `max_uniform_buffer_binding_size`.
+pub const MATVEC_UNIFORM_X_BYTES: u64 = 65536;
 /// Weight rows per `matmul` workgroup, as `MM_OUT` in the WGSL.
 pub const MATMUL_TILE_OUT: u32 = 64;
 /// Activation columns per `matmul` workgroup, as `MM_COLS` in the WGSL.
@@ -121,6 +125,9 @@ pub struct MatMul {
     shader: &'static str,
     /// Shader and entry point of the decode kernel (see [`matvec_kernel`]).
     matvec_kernel: (&'static str, &'static str),
+    /// The decode kernel that reads x from a uniform binding, used where x
+    /// allows it (see [`uniform_x`]).
+    matvec_uniform: (&'static str, &'static str),
     /// `matvec` for 1 column; other counts come from the pipeline cache.
     matvec: Arc<wgpu::ComputePipeline>,
     matmul: Arc<wgpu::ComputePipeline>,
@@ -134,10 +141,14 @@ impl MatMul {
             .ok_or_else(|| Error::invalid("matmul", format!("no GPU matmul for {ty} weights")))?;
         let overrides = [("WEIGHT_TYPE", f64::from(ty.id()))];
         let matvec_kernel = matvec_kernel(gpu, ty, shader);
+        let uniform = format!("{shader}_uniform");
+        let uniform = find(&uniform)
+            .ok_or_else(|| Error::invalid("matmul", format!("shader {uniform} missing")))?;
         Ok(Self {
             ty,
             shader,
             matvec_kernel,
+            matvec_uniform: (uniform.name, "matvec_uniform"),
             matvec: matvec_pipeline(gpu, matvec_kernel, ty, 1)?,
             matmul: gpu.pipeline(shader, "matmul", &overrides)?,
         })
@@ -151,6 +162,22 @@ impl MatMul {
     /// The shader and entry point that `matvec` runs on this device.
     pub fn matvec_kernel(&self) -> (&'static str, &'static str) {
         self.matvec_kernel
+    }
+
+    /// The shader and entry point that `matvec` runs for activations in `x`
+    /// and `shape`: `matvec_uniform` where x can be read as a uniform (see
+    /// [`matvec_input_buffer`]), else [`MatMul::matvec_kernel`].
+    pub fn matvec_kernel_for(
+        &self,
+        gpu: &Gpu,
+        x: &wgpu::Buffer,
+        shape: MatMulShape,
+    ) -> (&'static str, &'static str) {
+        if uniform_x(gpu, x, shape) {
+            self.matvec_uniform
+        } else {
+            self.matvec_kernel
+        }
     }
 
     /// Records `y = W x` for `shape`, choosing `matvec` or `matmul` by the
@@ -235,16 +262,21 @@ impl MatMul {
         } else {
             tile_workgroups(gpu, op, shape)?
         };
-        let pipeline = match (matvec, shape.n_cols) {
-            (true, 1) => Arc::clone(&self.matvec),
-            (true, n) => matvec_pipeline(gpu, self.matvec_kernel, self.ty, n)?,
-            (false, _) => Arc::clone(&self.matmul),
-        };
-        let pipeline = &pipeline;
         let label = format!("{op} {}", self.ty);
         let params = gpu.uniform(&format!("{label}.params"), &params)?;
-        // matvec also reads the weights and x as vec4s (bindings 4 and 5).
-        let entries = [
+        if !matvec {
+            let entries = [(0, weights), (1, x), (2, y), (3, &params)];
+            return Ok(Dispatch::new(gpu, &label, &self.matmul, &entries, groups)?.into());
+        }
+        let kernel = self.matvec_kernel_for(gpu, x, shape);
+        let x_uniform = kernel == self.matvec_uniform;
+        let pipeline = match (x_uniform, shape.n_cols) {
+            (false, 1) => Arc::clone(&self.matvec),
+            (_, n) => matvec_pipeline(gpu, kernel, self.ty, n)?,
+        };
+        // matvec also reads the weights and x as vec4s (bindings 4 and 5),
+        // and matvec_uniform the first 64 KiB of x as a uniform (binding 6).
+        let whole = [
             (0, weights),
             (1, x),
             (2, y),
@@ -252,8 +284,24 @@ impl MatMul {
             (4, weights),
             (5, x),
         ];
-        let entries = if matvec { &entries[..] } else { &entries[..4] };
-        Ok(Dispatch::new(gpu, &label, pipeline, entries, groups)?.into())
+        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = whole
+            .iter()
+            .map(|&(binding, buffer)| wgpu::BindGroupEntry {
+                binding,
+                resource: buffer.as_entire_binding(),
+            })
+            .collect();
+        if x_uniform {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 6,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: x,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(MATVEC_UNIFORM_X_BYTES),
+                }),
+            });
+        }
+        Ok(Dispatch::from_entries(gpu, &label, &pipeline, &entries, groups)?.into())
     }
 
     /// Records the decoding of `n_out` weight rows of `n_in` elements into
@@ -299,6 +347,37 @@ fn matvec_kernel(gpu: &Gpu, ty: GgmlType, shader: &'static str) -> (&'static str
         (true, "matvec", Some(name)) => (name, "matvec_subgroups"),
         (_, entry, _) => (shader, entry),
     }
+}
+
+/// A buffer for activations that `matvec` may read as a uniform (the fast
+/// decode path, see [`uniform_x`]): a storage buffer of at least `bytes`
+/// and at least [`MATVEC_UNIFORM_X_BYTES`], with UNIFORM added to `usage`.
+pub fn matvec_input_buffer(
+    gpu: &Gpu,
+    name: &str,
+    bytes: u64,
+    usage: wgpu::BufferUsages,
+) -> Result<wgpu::Buffer> {
+    let usage = if gpu.limits().max_uniform_buffer_binding_size >= MATVEC_UNIFORM_X_BYTES {
+        usage | wgpu::BufferUsages::UNIFORM
+    } else {
+        usage
+    };
+    gpu.storage_buffer(name, bytes.max(MATVEC_UNIFORM_X_BYTES), usage)
+}
+
+/// Whether `matvec_uniform` can read x: the device binds 64 KiB uniforms, x's
+/// buffer allows UNIFORM and holds at least 64 KiB (the binding's fixed
+/// size), and the shape's activations fit in them.
+fn uniform_x(gpu: &Gpu, x: &wgpu::Buffer, shape: MatMulShape) -> bool {
+    let bytes = shape
+        .n_cols
+        .checked_mul(shape.n_in)
+        .and_then(|n| n.checked_mul(4));
+    gpu.limits().max_uniform_buffer_binding_size >= MATVEC_UNIFORM_X_BYTES
+        && x.usage().contains(wgpu::BufferUsages::UNIFORM)
+        && x.size() >= MATVEC_UNIFORM_X_BYTES
+        && bytes.is_some_and(|b| b <= MATVEC_UNIFORM_X_BYTES)
 }
 
 /// The `matvec` pipeline for `n_cols` (1..=8) columns: `MV_COLS` is an

@@ -80,3 +80,37 @@ pub fn gpu_cases() -> ProptestConfig {
         ..ProptestConfig::default()
     }
 }
+
+/// Runs `ty` weights (raw bytes) times `x` on `gpu` with `path`; with
+/// `uniform_x`, x lives in a buffer that `matvec` may read as a uniform (as
+/// the engine's activations do), so that `matvec_uniform` runs where x fits.
+/// Callers serialize device use (see the lock in each test binary).
+pub fn run_matmul(
+    gpu: &Gpu,
+    ty: seldon_formats::GgmlType,
+    w: &[u8],
+    x: &[f32],
+    s: seldon_kernels::matmul::MatMulShape,
+    path: seldon_kernels::matmul::MatMulPath,
+    uniform_x: bool,
+) -> Vec<f32> {
+    let kernel = seldon_kernels::matmul::MatMul::new(gpu, ty).unwrap();
+    let wb = gpu.upload_bytes("weights", w).unwrap();
+    let xb = if uniform_x {
+        let usage = wgpu::BufferUsages::COPY_DST;
+        let bytes = 4 * x.len() as u64;
+        let xb = seldon_kernels::matmul::matvec_input_buffer(gpu, "x", bytes, usage).unwrap();
+        gpu.write_f32("x", &xb, 0, x).unwrap();
+        xb
+    } else {
+        gpu.upload_f32("x", x).unwrap()
+    };
+    let n = (s.n_cols * s.n_out) as usize;
+    let yb = poisoned_output(gpu, "y", n);
+    let mut encoder = gpu.encoder("test.matmul").unwrap();
+    kernel
+        .encode_with(gpu, &mut encoder, &wb, &xb, &yb, s, path)
+        .unwrap();
+    gpu.submit_and_wait("test.matmul", encoder).unwrap();
+    read_output(gpu, "y", &yb, n)
+}

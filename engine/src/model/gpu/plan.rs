@@ -11,7 +11,7 @@ use seldon_kernels::attention::AttentionScratch;
 use seldon_kernels::elementwise::Elementwise;
 use seldon_kernels::get_rows::GetRows;
 use seldon_kernels::kv_cache::{KvLayout, KvWrite};
-use seldon_kernels::matmul::MatMul;
+use seldon_kernels::matmul::{MatMul, matvec_input_buffer};
 use seldon_kernels::rms_norm::RmsNorm;
 use seldon_kernels::rope::Rope;
 use seldon_kernels::swiglu::Swiglu;
@@ -234,7 +234,8 @@ impl Activations {
                 .checked_mul(rows)
                 .and_then(|v| v.checked_mul(4))
                 .ok_or_else(|| ModelError::Invalid(format!("{name}: buffer size overflows")))?;
-            Ok(gpu.storage_buffer(name, bytes, usage())?)
+            // Every activation may be a matvec input: let it be read as a uniform.
+            Ok(matvec_input_buffer(gpu, name, bytes, usage())?)
         };
         let widest = c
             .q_dim()

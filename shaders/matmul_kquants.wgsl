@@ -201,12 +201,138 @@ const MV_PARTIAL: bool = false;
 
 fn matvec_unit(row: u32, u: u32, acc: ptr<function, Acc>) {
     switch WEIGHT_TYPE {
+        case Q2_K: { matvec_unit_q2_k(row, u, acc); }
+        case Q3_K: { matvec_unit_q3_k(row, u, acc); }
         case Q4_K: { matvec_unit_q45_k(row, u, acc, 144u); }
         case Q5_K: { matvec_unit_q45_k(row, u, acc, 176u); }
-        default: {
-            for (var j = 0u; j < 8u; j++) {
-                accumulate32(acc, dequant32(row, 8u * u + j), 8u * u + j);
+        case Q6_K: { matvec_unit_q6_k(row, u, acc); }
+        default: {}
+    }
+}
+
+// Byte `b` (0..3) of `word`, as u32.
+fn byte_of(word: u32, b: u32) -> u32 {
+    return (word >> (8u * b)) & 0xFFu;
+}
+
+// Q2_K through one window (7 vec4 loads): chunk c = 4n + j is bits 2j of
+// qs bytes 32n..32n+31 (at byte 16), with scale bytes 2c (first 16 weights)
+// and 2c + 1 (next 16): scale low nibble, min high nibble. dl * q - ml as
+// dequant_q2_k computes it.
+fn matvec_unit_q2_k(row: u32, u: u32, acc: ptr<function, Acc>) {
+    load_window(row * params.row_bytes + u * 84u, 7u);
+    let dm = win_u32(80u);
+    let d = f16_bits_to_f32(dm & 0xFFFFu);
+    let dmin = f16_bits_to_f32(dm >> 16u);
+    var sc: array<u32, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        sc[i] = win_u32(4u * i);
+    }
+    for (var n = 0u; n < 2u; n++) {
+        var q: array<u32, 8>;
+        for (var m = 0u; m < 8u; m++) {
+            q[m] = win_u32(16u + 32u * n + 4u * m);
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let c = 4u * n + j;
+            let sw = select(select(sc[0], sc[1], c >= 2u), select(sc[2], sc[3], c >= 6u), c >= 4u);
+            let s0 = byte_of(sw, 2u * (c % 2u));
+            let s1 = byte_of(sw, 2u * (c % 2u) + 1u);
+            let dl0 = d * f32(s0 & 0xFu);
+            let dl1 = d * f32(s1 & 0xFu);
+            let ml0 = dmin * f32(s0 >> 4u);
+            let ml1 = dmin * f32(s1 >> 4u);
+            var w: W32;
+            for (var m = 0u; m < 8u; m++) {
+                let v = (vec4<u32>(q[m]) >> (BYTE_SHIFTS + 2u * j)) & vec4<u32>(3u);
+                w[m] = select(dl1, dl0, m < 4u) * vec4<f32>(v) - select(ml1, ml0, m < 4u);
             }
+            accumulate32(acc, w, 8u * u + c);
+        }
+    }
+}
+
+// Scale s (0..15) of Q3_K, minus 32, from its 12 bytes as three words.
+fn q3_scale(scl: array<u32, 2>, sch: u32, s: u32) -> f32 {
+    let low = (byte_of(select(scl[0], scl[1], (s & 7u) >= 4u), s & 3u) >> (4u * (s / 8u))) & 0xFu;
+    let high = (byte_of(sch, s & 3u) >> (2u * (s / 4u))) & 3u;
+    return f32(i32(low | (high << 4u)) - 32);
+}
+
+// Q3_K through one window (8 vec4 loads): chunk c = 4n + j is bits 2j of qs
+// bytes 32n.. (at byte 32) and bit c of hmask bytes 0..31, with 6-bit
+// scales 2c and 2c + 1 (minus 32) from the 12 bytes at 96; d at 108.
+fn matvec_unit_q3_k(row: u32, u: u32, acc: ptr<function, Acc>) {
+    load_window(row * params.row_bytes + u * 110u, 8u);
+    let d = f16_bits_to_f32(win_u32(108u) & 0xFFFFu);
+    let scl = array<u32, 2>(win_u32(96u), win_u32(100u));
+    let sch = win_u32(104u);
+    var hm: array<u32, 8>;
+    for (var m = 0u; m < 8u; m++) {
+        hm[m] = win_u32(4u * m);
+    }
+    for (var n = 0u; n < 2u; n++) {
+        var q: array<u32, 8>;
+        for (var m = 0u; m < 8u; m++) {
+            q[m] = win_u32(32u + 32u * n + 4u * m);
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let c = 4u * n + j;
+            let dl0 = q3_scale(scl, sch, 2u * c) * d;
+            let dl1 = q3_scale(scl, sch, 2u * c + 1u) * d;
+            var w: W32;
+            for (var m = 0u; m < 8u; m++) {
+                let low = (vec4<u32>(q[m]) >> (BYTE_SHIFTS + 2u * j)) & vec4<u32>(3u);
+                let high = (vec4<u32>(hm[m]) >> (BYTE_SHIFTS + c)) & vec4<u32>(1u);
+                let a = vec4<i32>(low + 4u * high) - vec4<i32>(4);
+                w[m] = select(dl1, dl0, m < 4u) * vec4<f32>(a);
+            }
+            accumulate32(acc, w, 8u * u + c);
+        }
+    }
+}
+
+// Q6_K through one window (14 vec4 loads): in half h, chunk k takes nibble
+// k / 2 of ql bytes 64h + 32 (k % 2).. and bits 2k of qh bytes 32h.. (at
+// byte 128), with int8 scales 8h + 2k and 8h + 2k + 1 (at byte 192); d at
+// 208. (d * sc) * q as dequant_q6_k computes it.
+fn matvec_unit_q6_k(row: u32, u: u32, acc: ptr<function, Acc>) {
+    let blk = row * params.row_bytes + u * 210u;
+    load_window(blk + 192u, 2u);
+    let d = f16_bits_to_f32(win_u32(16u) & 0xFFFFu);
+    var sc: array<u32, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        sc[i] = win_u32(4u * i);
+    }
+    for (var h = 0u; h < 2u; h++) {
+        load_window(blk + 64u * h, 5u);
+        var ql: array<u32, 16>;
+        for (var m = 0u; m < 16u; m++) {
+            ql[m] = win_u32(4u * m);
+        }
+        load_window(blk + 128u + 32u * h, 3u);
+        var qh: array<u32, 8>;
+        for (var m = 0u; m < 8u; m++) {
+            qh[m] = win_u32(4u * m);
+        }
+        for (var k = 0u; k < 4u; k++) {
+            // Indices that depend on an outer loop are selects: if that loop
+            // is not unrolled, an array index would make the array memory.
+            let sw = select(select(sc[0], sc[1], k >= 2u), select(sc[2], sc[3], k >= 2u), h == 1u);
+            let sb = 2u * (k % 2u);
+            let s0 = bitcast<i32>(byte_of(sw, sb) << 24u) >> 24u;
+            let s1 = bitcast<i32>(byte_of(sw, sb + 1u) << 24u) >> 24u;
+            let d0 = d * f32(s0);
+            let d1 = d * f32(s1);
+            var w: W32;
+            for (var m = 0u; m < 8u; m++) {
+                let qlw = select(ql[m], ql[8u + m], k % 2u == 1u);
+                let low = (vec4<u32>(qlw) >> (BYTE_SHIFTS + 4u * (k / 2u))) & vec4<u32>(0xFu);
+                let high = (vec4<u32>(qh[m]) >> (BYTE_SHIFTS + 2u * k)) & vec4<u32>(3u);
+                let q = vec4<i32>(low | (high << vec4<u32>(4u))) - vec4<i32>(32);
+                w[m] = select(d1, d0, m < 4u) * vec4<f32>(q);
+            }
+            accumulate32(acc, w, 8u * u + 4u * h + k);
         }
     }
 }

@@ -105,7 +105,7 @@ fn read_words8(byte: u32) -> array<u32, 8> {
 // on the row, and an array index that varies across invocations would be a
 // per-lane access. Callers pass constant `n` and `rel` (after inlining and
 // unrolling, every `win` index is then a constant).
-var<private> win: array<u32, 32>;
+var<private> win: array<u32, 64>;
 var<private> win_at: u32;
 
 fn load_window(byte: u32, n: u32) {

@@ -110,12 +110,14 @@ var<private> win_at: u32;
 
 fn load_window(byte: u32, n: u32) {
     let v = byte >> 4u;
-    for (var i = 0u; i < n; i++) {
-        let q = weights4[v + i];
-        win[4u * i] = q.x;
-        win[4u * i + 1u] = q.y;
-        win[4u * i + 2u] = q.z;
-        win[4u * i + 3u] = q.w;
+    for (var i = 0u; i < 16u; i++) {
+        if i < n {
+            let q = weights4[v + i];
+            win[4u * i] = q.x;
+            win[4u * i + 1u] = q.y;
+            win[4u * i + 2u] = q.z;
+            win[4u * i + 3u] = q.w;
+        }
     }
     win_at = byte & 15u;
 }

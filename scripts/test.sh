@@ -110,6 +110,20 @@ ensure_components() {
 
 # --- Slow checks (--full) -------------------------------------------------------
 
+# cmake for building llama-perplexity: Debian's package as root, else pip's
+# cmake in the reference venv (on PATH for this script).
+ensure_cmake() {
+    command -v cmake >/dev/null 2>&1 && return 0
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        step "installing cmake (for llama-perplexity)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y cmake
+    else
+        step "installing cmake into .venv-ref (for llama-perplexity)"
+        "$ROOT/.venv-ref/bin/python" -m pip install --no-input cmake
+        export PATH="$ROOT/.venv-ref/bin:$PATH"
+    fi
+}
+
 # Steps that only --full runs, before the final cargo test. Add new slow
 # checks here as `step "what"` followed by the command; they run from the
 # repository root with SELDON_FULL=1 exported.
@@ -121,6 +135,7 @@ full_steps() {
     step "full: extended conformance references (SmolLM2 re-quantized by llama.cpp)"
     "$ROOT/.venv-ref/bin/python" conformance/scripts/make_references.py --extended
     step "full: seldon-conformance kld against llama-perplexity (builds llama-perplexity, cached)"
+    ensure_cmake
     conformance/scripts/kld_crosscheck.sh
 }
 

@@ -118,7 +118,7 @@ fn check_product(ty: GgmlType, s: MatMulShape, path: MatMulPath, seed: u64) -> R
     let want = reference(ty, &w, &x, s).unwrap();
     let mut nmse = 0.0;
     let runs: &[(&seldon_kernels::Gpu, bool)] = match path {
-        MatMulPath::Matvec => &[
+        MatMulPath::Matvec | MatMulPath::MatvecChunks => &[
             (common::gpu(), false),
             (portable_gpu(), false),
             (common::gpu(), true),
@@ -231,6 +231,18 @@ macro_rules! product_tests {
                         ) {
                             let s = shape(n_in, n_out, n_cols);
                             let r = check_product($ty, s, MatMulPath::Matvec, seed);
+                            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+                        }
+
+                        #[test]
+                        fn matvec_chunks(
+                            n_in in n_in_for($ty),
+                            n_out in n_out(),
+                            n_cols in prop_oneof![Just(9usize), Just(17), Just(40)],
+                            seed in any::<u64>(),
+                        ) {
+                            let s = shape(n_in, n_out, n_cols);
+                            let r = check_product($ty, s, MatMulPath::MatvecChunks, seed);
                             prop_assert!(r.is_ok(), "{}", r.unwrap_err());
                         }
 

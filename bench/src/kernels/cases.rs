@@ -41,7 +41,8 @@ pub enum CaseKind {
         /// The direction.
         to_f16: bool,
     },
-    /// `MatMul` with the `matvec` path (decode).
+    /// `MatMul` with the `matvec` path (decode), in chunks of 8 columns
+    /// above 8 (prefill on CPU adapters).
     Matvec(MatShape),
     /// `Dot4MatVec`: activations quantized on the GPU (Q8_0, Q8_1 or Q8_K,
     /// as ggml's CPU backend does for the type) and `dot4I8Packed`.
@@ -260,10 +261,18 @@ pub fn all_cases(plan: &Plan) -> Vec<Case> {
             .collect()
     };
     type Product<'a> = (&'static str, &'a [GgmlType], u64, fn(MatShape) -> CaseKind);
-    let kernels: [Product<'_>; 3] = [
+    let kernels: [Product<'_>; 4] = [
         ("matvec", &plan.types, 1, CaseKind::Matvec),
         ("matvec_q8_dot4", &plan.dot4_types, 1, CaseKind::MatvecDot4),
         ("matmul", &plan.types, plan.n_prompt, CaseKind::Matmul),
+        // Prefill as matvec over chunks of 8 columns (what the engine runs on
+        // CPU adapters; MatMulPath::Auto).
+        (
+            "matvec_chunks",
+            &plan.types,
+            plan.n_prompt,
+            CaseKind::Matvec,
+        ),
     ];
     for (kernel, types, n_cols, kind) in kernels {
         cases.extend(products(types, n_cols).into_iter().map(|m| Case {

@@ -15,7 +15,9 @@ use seldon_kernels::attention::{Attention, AttentionScratch, AttentionShape, KvS
 use seldon_kernels::convert::{Convert, ConvertDirection, f16_buffer_bytes};
 use seldon_kernels::copy::CopyVec4;
 use seldon_kernels::kv_cache::kv_from_f32;
-use seldon_kernels::matmul::{Dot4MatVec, MatMul, MatMulPath, MatMulShape, matvec_input_buffer};
+use seldon_kernels::matmul::{
+    Dot4MatVec, MATVEC_MAX_COLS, MatMul, MatMulPath, MatMulShape, matvec_input_buffer,
+};
 use seldon_kernels::rms_norm::{RmsNorm, RmsNormShape};
 
 use super::cases::{AttnShape, Case, CaseKind, MatShape};
@@ -214,10 +216,10 @@ fn prepare_product<'a>(
         }
         _ => {
             let kernel = MatMul::new(gpu, m.ty)?;
-            let path = if matches!(case.kind, CaseKind::Matvec(_)) {
-                MatMulPath::Matvec
-            } else {
-                MatMulPath::Matmul
+            let path = match case.kind {
+                CaseKind::Matvec(m) if m.n_cols > MATVEC_MAX_COLS => MatMulPath::MatvecChunks,
+                CaseKind::Matvec(_) => MatMulPath::Matvec,
+                _ => MatMulPath::Matmul,
             };
             Box::new(move |enc, i| kernel.encode_with(gpu, enc, pick(&w, i), &x, &y, shape, path))
         }

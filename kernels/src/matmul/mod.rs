@@ -109,11 +109,17 @@ pub struct MatMulShape {
 /// Which kernel [`MatMul::encode_with`] records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MatMulPath {
-    /// `matvec` up to [`MATVEC_MAX_COLS`] columns, `matmul` above.
+    /// `matvec` up to [`MATVEC_MAX_COLS`] columns; above, `matvec` over
+    /// chunks of [`MATVEC_MAX_COLS`] columns on CPU adapters (where it is
+    /// several times faster than the tiled kernel) when the chunks start at
+    /// bindable offsets, else the tiled `matmul`.
     #[default]
     Auto,
     /// Always `matvec` (an error above [`MATVEC_MAX_COLS`] columns).
     Matvec,
+    /// `matvec` over chunks of [`MATVEC_MAX_COLS`] columns, one dispatch each
+    /// (an error where a chunk's offset is not bindable: see `Auto`).
+    MatvecChunks,
     /// Always the tiled `matmul`.
     Matmul,
 }
@@ -173,7 +179,7 @@ impl MatMul {
         x: &wgpu::Buffer,
         shape: MatMulShape,
     ) -> (&'static str, &'static str) {
-        if uniform_x(gpu, x, shape) {
+        if uniform_x(gpu, x, 0, shape) {
             self.matvec_uniform
         } else {
             self.matvec_kernel
@@ -233,13 +239,20 @@ impl MatMul {
         shape: MatMulShape,
         path: MatMulPath,
     ) -> Result<Prepared> {
-        let matvec = match path {
-            MatMulPath::Auto => shape.n_cols <= MATVEC_MAX_COLS,
-            MatMulPath::Matvec => true,
-            MatMulPath::Matmul => false,
+        let path = match path {
+            MatMulPath::Auto if shape.n_cols <= MATVEC_MAX_COLS => MatMulPath::Matvec,
+            MatMulPath::Auto if prefers_matvec_chunks(gpu) && chunks_align(gpu, shape) => {
+                MatMulPath::MatvecChunks
+            }
+            MatMulPath::Auto => MatMulPath::Matmul,
+            other => other,
         };
-        let op = if matvec { "matvec" } else { "matmul" };
-        if matvec && shape.n_cols > MATVEC_MAX_COLS {
+        let op = if path == MatMulPath::Matmul {
+            "matmul"
+        } else {
+            "matvec"
+        };
+        if path == MatMulPath::Matvec && shape.n_cols > MATVEC_MAX_COLS {
             return Err(Error::invalid(
                 op,
                 format!(
@@ -248,60 +261,111 @@ impl MatMul {
                 ),
             ));
         }
+        if path == MatMulPath::MatvecChunks && !chunks_align(gpu, shape) {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "chunks of {MATVEC_MAX_COLS} columns of {} x {} f32 do not start at the \
+                     device's {}-byte storage offset alignment",
+                    shape.n_in,
+                    shape.n_out,
+                    gpu.limits().min_storage_buffer_offset_alignment
+                ),
+            ));
+        }
         let params = weight_params(gpu, op, self.ty, weights, shape.n_in, shape.n_out)?;
         check_activations(gpu, op, x, y, shape)?;
-        let params = MatMulParams {
-            n_cols: to_u32(op, "n_cols", shape.n_cols)?,
-            ..params
-        };
         if shape.n_out == 0 || shape.n_cols == 0 {
             return Ok(Prepared::none());
         }
-        let groups = if matvec {
-            gpu.workgroups(op, shape.n_out, MATVEC_WORKGROUP_ROWS)?
-        } else {
-            tile_workgroups(gpu, op, shape)?
-        };
         let label = format!("{op} {}", self.ty);
-        let params = gpu.uniform(&format!("{label}.params"), &params)?;
-        if !matvec {
+        if path == MatMulPath::Matmul {
+            let params = MatMulParams {
+                n_cols: to_u32(op, "n_cols", shape.n_cols)?,
+                ..params
+            };
+            let params = gpu.uniform(&format!("{label}.params"), &params)?;
+            let groups = tile_workgroups(gpu, op, shape)?;
             let entries = [(0, weights), (1, x), (2, y), (3, &params)];
             return Ok(Dispatch::new(gpu, &label, &self.matmul, &entries, groups)?.into());
         }
-        let kernel = self.matvec_kernel_for(gpu, x, shape);
-        let x_uniform = kernel == self.matvec_uniform;
+        // matvec: one dispatch, or one per chunk of at most 8 columns, each
+        // binding its columns of x and y.
+        let mut prepared = Prepared::none();
+        let mut c0 = 0;
+        while c0 < shape.n_cols {
+            let cols = (shape.n_cols - c0).min(MATVEC_MAX_COLS);
+            let chunk = MatMulShape {
+                n_cols: cols,
+                ..shape
+            };
+            let params = MatMulParams {
+                n_cols: to_u32(op, "n_cols", cols)?,
+                ..params
+            };
+            let cols_in = ColumnRange::of(x, c0, cols, shape.n_in);
+            let cols_out = ColumnRange::of(y, c0, cols, shape.n_out);
+            prepared.push(
+                self.matvec_dispatch(gpu, &label, weights, cols_in, cols_out, chunk, params)?,
+            );
+            c0 += cols;
+        }
+        Ok(prepared)
+    }
+
+    /// One `matvec` dispatch over the columns `x` and `y` bind.
+    #[allow(clippy::too_many_arguments)]
+    fn matvec_dispatch(
+        &self,
+        gpu: &Gpu,
+        label: &str,
+        weights: &wgpu::Buffer,
+        x: ColumnRange<'_>,
+        y: ColumnRange<'_>,
+        shape: MatMulShape,
+        params: MatMulParams,
+    ) -> Result<Dispatch> {
+        let groups = gpu.workgroups("matvec", shape.n_out, MATVEC_WORKGROUP_ROWS)?;
+        let params = gpu.uniform(&format!("{label}.params"), &params)?;
+        let x_uniform = uniform_x(gpu, x.buffer, x.offset, shape);
+        let kernel = if x_uniform {
+            self.matvec_uniform
+        } else {
+            self.matvec_kernel
+        };
         let pipeline = match (x_uniform, shape.n_cols) {
             (false, 1) => Arc::clone(&self.matvec),
             (_, n) => matvec_pipeline(gpu, kernel, self.ty, n)?,
         };
         // matvec also reads the weights and x as vec4s (bindings 4 and 5),
-        // and matvec_uniform the first 64 KiB of x as a uniform (binding 6).
-        let whole = [
-            (0, weights),
-            (1, x),
-            (2, y),
-            (3, &params),
-            (4, weights),
-            (5, x),
+        // and matvec_uniform 64 KiB of x from its first column as a uniform
+        // (binding 6).
+        let whole = |binding, buffer| ColumnRange::whole(buffer).entry(binding);
+        let mut entries = vec![
+            whole(0, weights),
+            x.entry(1),
+            y.entry(2),
+            whole(3, &params),
+            whole(4, weights),
+            // An array<vec4> binding holds at least 16 bytes: a chunk of
+            // fewer (float rows only, which never read x4) binds all of x.
+            if x.size.is_some_and(|size| size.get() < 16) {
+                ColumnRange::whole(x.buffer).entry(5)
+            } else {
+                x.entry(5)
+            },
         ];
-        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = whole
-            .iter()
-            .map(|&(binding, buffer)| wgpu::BindGroupEntry {
-                binding,
-                resource: buffer.as_entire_binding(),
-            })
-            .collect();
         if x_uniform {
             entries.push(wgpu::BindGroupEntry {
                 binding: 6,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: x,
-                    offset: 0,
+                    buffer: x.buffer,
+                    offset: x.offset,
                     size: wgpu::BufferSize::new(MATVEC_UNIFORM_X_BYTES),
                 }),
             });
         }
-        Ok(Dispatch::from_entries(gpu, &label, &pipeline, &entries, groups)?.into())
+        Dispatch::from_entries(gpu, label, &pipeline, &entries, groups)
     }
 
     /// Records the decoding of `n_out` weight rows of `n_in` elements into
@@ -350,8 +414,9 @@ fn matvec_kernel(gpu: &Gpu, ty: GgmlType, shader: &'static str) -> (&'static str
 }
 
 /// A buffer for activations that `matvec` may read as a uniform (the fast
-/// decode path, see [`uniform_x`]): a storage buffer of at least `bytes`
-/// and at least [`MATVEC_UNIFORM_X_BYTES`], with UNIFORM added to `usage`.
+/// decode path, see [`uniform_x`]): a storage buffer of `bytes` plus
+/// [`MATVEC_UNIFORM_X_BYTES`] (so that the uniform binding of any chunk of
+/// columns stays inside it), with UNIFORM added to `usage`.
 pub fn matvec_input_buffer(
     gpu: &Gpu,
     name: &str,
@@ -363,21 +428,89 @@ pub fn matvec_input_buffer(
     } else {
         usage
     };
-    gpu.storage_buffer(name, bytes.max(MATVEC_UNIFORM_X_BYTES), usage)
+    let size = bytes
+        .checked_add(MATVEC_UNIFORM_X_BYTES)
+        .ok_or_else(|| Error::invalid("matvec", format!("{name}: {bytes} bytes overflow")))?;
+    gpu.storage_buffer(name, size, usage)
 }
 
-/// Whether `matvec_uniform` can read x: the device binds 64 KiB uniforms, x's
-/// buffer allows UNIFORM and holds at least 64 KiB (the binding's fixed
-/// size), and the shape's activations fit in them.
-fn uniform_x(gpu: &Gpu, x: &wgpu::Buffer, shape: MatMulShape) -> bool {
+/// Whether `matvec_uniform` can read x from byte `offset`: the device binds
+/// 64 KiB uniforms at that offset's alignment, x's buffer allows UNIFORM and
+/// holds 64 KiB from there (the binding's fixed size), and the shape's
+/// activations fit in them.
+fn uniform_x(gpu: &Gpu, x: &wgpu::Buffer, offset: u64, shape: MatMulShape) -> bool {
+    let limits = gpu.limits();
     let bytes = shape
         .n_cols
         .checked_mul(shape.n_in)
         .and_then(|n| n.checked_mul(4));
-    gpu.limits().max_uniform_buffer_binding_size >= MATVEC_UNIFORM_X_BYTES
+    limits.max_uniform_buffer_binding_size >= MATVEC_UNIFORM_X_BYTES
+        && offset.is_multiple_of(u64::from(limits.min_uniform_buffer_offset_alignment))
         && x.usage().contains(wgpu::BufferUsages::UNIFORM)
-        && x.size() >= MATVEC_UNIFORM_X_BYTES
+        && offset
+            .checked_add(MATVEC_UNIFORM_X_BYTES)
+            .is_some_and(|end| end <= x.size())
         && bytes.is_some_and(|b| b <= MATVEC_UNIFORM_X_BYTES)
+}
+
+/// Whether many-column products run best as `matvec` over chunks of 8
+/// columns on this device: on CPU adapters (lavapipe), where the tiled
+/// `matmul`'s barriers are coroutine switches and its workgroup memory is
+/// read lane by lane (measured: bench/RESULTS.md).
+fn prefers_matvec_chunks(gpu: &Gpu) -> bool {
+    gpu.adapter_info().device_type == wgpu::DeviceType::Cpu
+}
+
+/// Whether every chunk of 8 columns of x and y starts at an offset the
+/// device can bind a storage buffer at.
+fn chunks_align(gpu: &Gpu, shape: MatMulShape) -> bool {
+    let align = u64::from(gpu.limits().min_storage_buffer_offset_alignment);
+    [shape.n_in, shape.n_out].iter().all(|&n| {
+        (MATVEC_MAX_COLS * 4)
+            .checked_mul(n)
+            .is_some_and(|bytes| bytes.is_multiple_of(align))
+    })
+}
+
+/// Columns `c0..c0 + cols` of a `[n_cols][n]` f32 buffer, as a binding.
+#[derive(Debug, Clone, Copy)]
+struct ColumnRange<'a> {
+    buffer: &'a wgpu::Buffer,
+    offset: u64,
+    /// `None`: the whole buffer (a single dispatch binds everything).
+    size: Option<wgpu::BufferSize>,
+}
+
+impl<'a> ColumnRange<'a> {
+    fn whole(buffer: &'a wgpu::Buffer) -> Self {
+        Self {
+            buffer,
+            offset: 0,
+            size: None,
+        }
+    }
+
+    fn of(buffer: &'a wgpu::Buffer, c0: u64, cols: u64, n: u64) -> Self {
+        if c0 == 0 {
+            return Self::whole(buffer);
+        }
+        Self {
+            buffer,
+            offset: 4 * n * c0,
+            size: wgpu::BufferSize::new(4 * n * cols),
+        }
+    }
+
+    fn entry(&self, binding: u32) -> wgpu::BindGroupEntry<'a> {
+        wgpu::BindGroupEntry {
+            binding,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: self.buffer,
+                offset: self.offset,
+                size: self.size,
+            }),
+        }
+    }
 }
 
 /// The `matvec` pipeline for `n_cols` (1..=8) columns: `MV_COLS` is an

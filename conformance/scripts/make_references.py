@@ -72,7 +72,8 @@ LLAMA_CPP_COMMIT = "0c1e5709"  # vendored by llama-cpp-python 0.3.36
 SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
-ALL_TYPES = ["F32", "F16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K"]
+ALL_TYPES = ["F32", "F16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K",
+             "Q5_1", "BF16"]
 TERNARY_TYPES = ["TQ1_0", "TQ2_0"]
 
 # The committed matrix. Every arch has F32 (exact comparisons), Q8_0 and Q4_K_M;

@@ -208,9 +208,9 @@ pub struct TableRow {
 }
 
 const ARCH_ORDER: [&str; 4] = ["llama", "qwen2", "qwen3", "bitnet"];
-const TYPE_ORDER: [&str; 13] = [
-    "F32", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_1", "Q4_0", "Q3_K_M", "Q2_K",
-    "TQ2_0", "TQ1_0",
+const TYPE_ORDER: [&str; 15] = [
+    "F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_1", "Q5_0", "Q4_K_M", "Q4_1", "Q4_0",
+    "Q3_K_M", "Q2_K", "TQ2_0", "TQ1_0",
 ];
 
 fn model_label(o: &CaseOutcome) -> String {

@@ -18,10 +18,8 @@
 // dequantizer bit for bit, Q6_K within 1 ulp.
 //
 // The registry appends common/matmul_generic.wgsl (params, bindings, byte
-// readers, the entry points). Its matvec takes 32 weights at a time through
-// dequant32: for Q4_K and Q5_K (144 and 176 bytes: every block starts at a
-// word) one sub-block from aligned words with its scale and min decoded once;
-// the other types through four dequant8 calls.
+// readers, the entry points). Its matvec decodes whole super-blocks
+// (matvec_unit, below); dequant8 serves the tiled matmul and dequantize.
 
 override WEIGHT_TYPE: u32;
 
@@ -159,43 +157,19 @@ fn scale_min_words(s0: u32, s1: u32, s2: u32, j: u32) -> vec2<f32> {
     return vec2<f32>(select(high, low, j < 4u));
 }
 
-// Sub-block c % 8 of super-block c / 8 of a Q4_K or Q5_K row (word-aligned).
-fn dequant32_q45_k(row: u32, c: u32, block_bytes: u32) -> W32 {
-    let i = (row * params.row_bytes + (c >> 3u) * block_bytes) >> 2u;
-    let j = c & 7u;
-    let dm = weights[i];
-    let sm = scale_min_words(weights[i + 1u], weights[i + 2u], weights[i + 3u], j);
-    let d = f16_bits_to_f32(dm & 0xFFFFu) * sm.x;
-    let m = f16_bits_to_f32(dm >> 16u) * sm.y;
-    let shifts = BYTE_SHIFTS + 4u * (j & 1u);
-    // Q4_K: qs at byte 16; Q5_K: qh[32] at 16, qs at 48 (fifth bit j of qh[l]).
-    let qs = i + select(4u, 12u, block_bytes == 176u) + 8u * (j >> 1u);
-    var w: W32;
-    for (var k = 0u; k < 8u; k++) {
-        var q = (vec4<u32>(weights[qs + k]) >> shifts) & vec4<u32>(0xFu);
-        if block_bytes == 176u {
-            q += ((vec4<u32>(weights[i + 4u + k]) >> (BYTE_SHIFTS + j)) & vec4<u32>(1u)) * 16u;
-        }
-        w[k] = d * vec4<f32>(q) - m;
-    }
-    return w;
-}
-
-// Elements 32c..32c+31 of weight row `row`.
+// Elements 32c..32c+31 (the generic part wants one; matvec_unit below
+// decodes whole super-blocks instead).
 fn dequant32(row: u32, c: u32) -> W32 {
-    switch WEIGHT_TYPE {
-        case Q4_K: { return dequant32_q45_k(row, c, 144u); }
-        case Q5_K: { return dequant32_q45_k(row, c, 176u); }
-        default: { return dequant32_by8(row, c); }
-    }
+    return dequant32_by8(row, c);
 }
 
-// matvec's unit: one super-block of 256. Q4_K and Q5_K load d, dmin and the
-// scales (and Q5_K's qh) once per super-block, then each sub-block's eight qs
-// words (68 loads per Q4_K super-block where dequant32 per sub-block took 96;
-// loading each qs word once for both of its sub-blocks, 36 loads, measured
-// slower on llvmpipe: 16 more live vectors spill); the other types go
-// through dequant32 per sub-block.
+// matvec's unit: one super-block of 256, its scales decoded once. Q4_K and
+// Q5_K (144 and 176 bytes: every super-block starts at a multiple of 16) read
+// weights4 directly, 9 and 11 vec4 loads, each pair of qs vec4s once for the
+// two sub-blocks whose nibbles it holds; Q2_K, Q3_K and Q6_K go through vec4
+// windows (7, 8 and 10 loads) since their blocks start at any even offset.
+// Measured at 2048x6144 on lavapipe, u32 loads per group of 8 -> windows:
+// Q6_K 25 -> 14 ms, Q3_K 57 -> 7, Q2_K 15 -> 5 (Q4_K with vec4s: 7).
 const MV_UNIT: u32 = 256u;
 const MV_PARTIAL: bool = false;
 

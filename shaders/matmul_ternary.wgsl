@@ -11,8 +11,10 @@
 // 160 + m + 16n), qh[4] (elements 240 + j + 4n), d. Multiplying a byte by
 // 3^n mod 256 brings trit n to the top, and (q * 3) >> 8 reads it.
 //
-// Unpacking is integer arithmetic only; weights become f32 (t - 1) * d as
-// ggml's dequantizer computes them. The registry appends
+// Unpacking is integer arithmetic only. matvec applies each trit to its
+// activation by selects and scales each chunk's sum by d once
+// (accumulate_trits); the tiled matmul and dequantize decode weights to f32
+// (t - 1) * d as ggml's dequantizer computes them. The registry appends
 // common/matmul_generic.wgsl (the entry points): its matvec reads each
 // block through one vec4 window (load_window) and decodes it whole; its
 // tiled matmul reuses each decoded weight for 32 columns.
@@ -102,13 +104,23 @@ fn dequant32(row: u32, c: u32) -> W32 {
 const MV_UNIT: u32 = 256u;
 const MV_PARTIAL: bool = false;
 
-// acc += chunk c of codes t (t + 1 per weight) times the block scale d.
+// acc += d * sum (t - 1) x over chunk c of codes t (t + 1 per weight). The
+// ternary value is applied by selects, never by a multiply: code 0 takes -x,
+// 1 nothing, 2 +x (and 3, which raw TQ2_0 bytes may hold and ggml decodes as
+// +2, takes +x twice); the block scale multiplies the chunk's sum once.
 fn accumulate_trits(acc: ptr<function, Acc>, t: array<vec4<u32>, 8>, d: f32, c: u32) {
-    var w: W32;
-    for (var k = 0u; k < 8u; k++) {
-        w[k] = vec4<f32>(vec4<i32>(t[k]) - vec4<i32>(1)) * d;
+    let zero = vec4<f32>();
+    for (var col = 0u; col < MV_COLS; col++) {
+        let xv = x32(col, c);
+        var s = zero;
+        for (var k = 0u; k < 8u; k++) {
+            let q = t[k];
+            let x = xv[k];
+            s += select(zero, x, q >= vec4<u32>(2u)) + select(zero, x, q == vec4<u32>(3u));
+            s -= select(zero, x, q == vec4<u32>(0u));
+        }
+        (*acc)[col] += d * ((s.x + s.y) + (s.z + s.w));
     }
-    accumulate32(acc, w, c);
 }
 
 fn matvec_unit(row: u32, u: u32, acc: ptr<function, Acc>) {

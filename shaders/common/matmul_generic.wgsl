@@ -69,21 +69,8 @@ fn read_u32(byte: u32) -> u32 {
     return funnel(weights[i], weights[i + 1u], (byte & 3u) * 8u);
 }
 
-// The four (eight) little-endian u32 at any byte offset: 16 (32) bytes from
-// five (nine) aligned loads, where read_u32 would take eight (sixteen).
-fn read_words4(byte: u32) -> array<u32, 4> {
-    let i = byte >> 2u;
-    let sh = (byte & 3u) * 8u;
-    var out: array<u32, 4>;
-    var lo = weights[i];
-    for (var k = 0u; k < 4u; k++) {
-        let hi = weights[i + k + 1u];
-        out[k] = funnel(lo, hi, sh);
-        lo = hi;
-    }
-    return out;
-}
-
+// The eight little-endian u32 at any byte offset: 32 bytes from nine aligned
+// loads, where read_u32 would take sixteen.
 fn read_words8(byte: u32) -> array<u32, 8> {
     let i = byte >> 2u;
     let sh = (byte & 3u) * 8u;

@@ -9,8 +9,8 @@
 // WEIGHT_TYPE (an override: the ggml type id) picks the decoder; the pipeline
 // compiler folds the switch in dequant8 away. The registry appends
 // common/matmul_generic.wgsl (the entry points); its matvec reads 32 values
-// at a time through dequant32 (F16/BF16: sixteen funnel-shifted words, since
-// a row of odd length starts mid-word).
+// at a time through dequant32 (a vec4 window: rows of any length start at
+// any 4-byte (F32) or 2-byte (F16, BF16) offset).
 
 override WEIGHT_TYPE: u32;
 
@@ -57,28 +57,33 @@ fn dequant8(row: u32, g: u32) -> W8 {
 
 
 // Elements 32c..32c+31 of weight row `row` (anything past n_in: the caller
-// masks it).
+// masks it), read through one vec4 window: 9 loads for F32's 128 bytes at any
+// 4-byte offset, 5 for 64 bytes of halves at any even offset (where u32
+// loads took 32 and 17).
 fn dequant32(row: u32, c: u32) -> W32 {
     let e = row * params.n_in + 32u * c;
     var w: W32;
     if WEIGHT_TYPE == F32 {
+        load_window(4u * e, 9u);
+        // Word-aligned: the word offset in the window is the same for all 32.
+        let d = win_at >> 2u;
         for (var k = 0u; k < 8u; k++) {
-            let i = e + 4u * k;
-            w[k] = bitcast<vec4<f32>>(vec4<u32>(weights[i], weights[i + 1u], weights[i + 2u], weights[i + 3u]));
+            let q = vec4<u32>(win_pick(4u * k, d), win_pick(4u * k + 1u, d),
+                win_pick(4u * k + 2u, d), win_pick(4u * k + 3u, d));
+            w[k] = bitcast<vec4<f32>>(q);
         }
         return w;
     }
-    for (var h = 0u; h < 2u; h++) {
-        let q = read_words8(2u * e + 32u * h);
-        for (var k = 0u; k < 4u; k++) {
-            let lo = vec4<u32>(q[2u * k], q[2u * k], q[2u * k + 1u], q[2u * k + 1u]);
-            let bits = (lo >> vec4<u32>(0u, 16u, 0u, 16u)) & vec4<u32>(0xFFFFu);
-            if WEIGHT_TYPE == BF16 {
-                w[4u * h + k] = bitcast<vec4<f32>>(bits << vec4<u32>(16u));
-            } else {
-                w[4u * h + k] = vec4<f32>(f16_bits_to_f32(bits.x), f16_bits_to_f32(bits.y),
-                    f16_bits_to_f32(bits.z), f16_bits_to_f32(bits.w));
-            }
+    load_window(2u * e, 5u);
+    for (var k = 0u; k < 8u; k++) {
+        let lo = win_u32(8u * k);
+        let hi = win_u32(8u * k + 4u);
+        let bits = (vec4<u32>(lo, lo, hi, hi) >> vec4<u32>(0u, 16u, 0u, 16u)) & vec4<u32>(0xFFFFu);
+        if WEIGHT_TYPE == BF16 {
+            w[k] = bitcast<vec4<f32>>(bits << vec4<u32>(16u));
+        } else {
+            w[k] = vec4<f32>(f16_bits_to_f32(bits.x), f16_bits_to_f32(bits.y),
+                f16_bits_to_f32(bits.z), f16_bits_to_f32(bits.w));
         }
     }
     return w;

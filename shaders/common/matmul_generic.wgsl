@@ -202,19 +202,32 @@ override MV_COLS: u32 = 1u;
 
 alias Acc = array<f32, MV_MAX_COLS>;
 
-// acc[col] += w . x[col][32c..32c+31] for every column, w masked past n_in
-// (only float rows end mid-chunk; what dequant32 read there is not ours).
-fn accumulate32(acc: ptr<function, Acc>, w_in: W32, c: u32) {
-    var w = w_in;
-    if MV_PARTIAL && c * 32u + 32u > params.n_in {
-        for (var i = 0u; i < 32u; i++) {
-            if c * 32u + i >= params.n_in {
-                w[i / 4u][i % 4u] = 0.0;
-            }
+// acc[col] += w . x[col][32c..32c+31] for every column: a whole chunk (the
+// row's last, partial one goes through matvec_tail).
+fn accumulate32(acc: ptr<function, Acc>, w: W32, c: u32) {
+    for (var col = 0u; col < MV_COLS; col++) {
+        let xv = x32(col, c);
+        var s = w[0] * xv[0];
+        for (var i = 1u; i < 8u; i++) {
+            s += w[i] * xv[i];
+        }
+        (*acc)[col] += (s.x + s.y) + (s.z + s.w);
+    }
+}
+
+// The partial chunk c that ends a float row (MV_PARTIAL), masked past n_in
+// (what dequant32 read there is not ours). Called once per row, outside the
+// unit loop: llvmpipe runs both sides of a branch inside a loop, so tail
+// checks in the hot loop cost every chunk (3x on F32 decode).
+fn matvec_tail(row: u32, c: u32, acc: ptr<function, Acc>) {
+    var w = dequant32(row, c);
+    for (var i = 0u; i < 32u; i++) {
+        if c * 32u + i >= params.n_in {
+            w[i / 4u][i % 4u] = 0.0;
         }
     }
     for (var col = 0u; col < MV_COLS; col++) {
-        let xv = x32(col, c);
+        let xv = x32_tail(col, c);
         var s = w[0] * xv[0];
         for (var i = 1u; i < 8u; i++) {
             s += w[i] * xv[i];
@@ -242,9 +255,14 @@ fn matvec_rows(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
     // return would leave lanes inactive, and the subgroup variant needs them.
     let r = min(row, n_out - 1u);
     var acc = Acc();
-    let units = (params.n_in + MV_UNIT - 1u) / MV_UNIT;
+    // Whole units (block rows always end on one); a float row's last
+    // partial chunk after the loop.
+    let units = params.n_in / MV_UNIT;
     for (var u = 0u; u < units; u++) {
         matvec_unit(r, u, &acc);
+    }
+    if MV_PARTIAL && units * MV_UNIT < params.n_in {
+        matvec_tail(r, units, &acc);
     }
     if row < n_out {
         for (var col = 0u; col < MV_COLS; col++) {

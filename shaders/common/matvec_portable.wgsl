@@ -7,27 +7,32 @@
 // one broadcast from L1; on llvmpipe a load inside a loop is a per-lane
 // gather even at a uniform address, which is what the subgroup variant avoids.
 
-// Activations 32c.. of column `col`, zero past n_in (only float weights
-// allow an n_in that is not a multiple of 32).
+// Activations 32c..32c+31 of column `col`, a whole chunk: vec4 loads where
+// n_in is a multiple of 32 (block types), else element by element (a float
+// row's columns may start at any element).
 fn x32(col: u32, c: u32) -> W32 {
-    let n_in = params.n_in;
-    let base = col * n_in + c * 32u;
+    let base = col * params.n_in + c * 32u;
     var v: W32;
     if !MV_PARTIAL {
-        // n_in is a multiple of 32, so base is a multiple of 4.
         for (var i = 0u; i < 8u; i++) {
             v[i] = x4[base / 4u + i];
         }
-    } else if c * 32u + 32u <= n_in {
+    } else {
         for (var i = 0u; i < 8u; i++) {
             let k = base + 4u * i;
             v[i] = vec4<f32>(x[k], x[k + 1u], x[k + 2u], x[k + 3u]);
         }
-    } else {
-        for (var i = 0u; i < 32u; i++) {
-            if c * 32u + i < n_in {
-                v[i / 4u][i % 4u] = x[base + i];
-            }
+    }
+    return v;
+}
+
+// The same for the partial chunk that ends a float row, zero past n_in.
+fn x32_tail(col: u32, c: u32) -> W32 {
+    let base = col * params.n_in + c * 32u;
+    var v: W32;
+    for (var i = 0u; i < 32u; i++) {
+        if c * 32u + i < params.n_in {
+            v[i / 4u][i % 4u] = x[base + i];
         }
     }
     return v;

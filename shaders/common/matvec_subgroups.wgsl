@@ -14,21 +14,15 @@
 
 var<private> mv_lane: u32;
 
-// Activations 32c.. of column `col`, zero past n_in.
+// Activations 32c..32c+31 of column `col`, a whole chunk.
 fn x32(col: u32, c: u32) -> W32 {
-    let n_in = params.n_in;
-    let part = c * 32u + 4u * (mv_lane % 8u);
-    let base = col * n_in + part;
-    var mine = vec4<f32>();
+    let base = col * params.n_in + c * 32u + 4u * (mv_lane % 8u);
+    var mine: vec4<f32>;
     if !MV_PARTIAL {
-        // n_in is a multiple of 32 here, so base is a multiple of 4.
+        // n_in is a multiple of 32, so base is a multiple of 4.
         mine = x4[base >> 2u];
     } else {
-        for (var j = 0u; j < 4u; j++) {
-            if part + j < n_in {
-                mine[j] = x[base + j];
-            }
-        }
+        mine = vec4<f32>(x[base], x[base + 1u], x[base + 2u], x[base + 3u]);
     }
     var v: W32;
     v[0] = subgroupBroadcast(mine, 0u);
@@ -39,6 +33,19 @@ fn x32(col: u32, c: u32) -> W32 {
     v[5] = subgroupBroadcast(mine, 5u);
     v[6] = subgroupBroadcast(mine, 6u);
     v[7] = subgroupBroadcast(mine, 7u);
+    return v;
+}
+
+// The partial chunk that ends a float row, zero past n_in (once per row: the
+// plain loads cost less than keeping every lane in step here).
+fn x32_tail(col: u32, c: u32) -> W32 {
+    let base = col * params.n_in + c * 32u;
+    var v: W32;
+    for (var i = 0u; i < 32u; i++) {
+        if c * 32u + i < params.n_in {
+            v[i / 4u][i % 4u] = x[base + i];
+        }
+    }
     return v;
 }
 

@@ -15,23 +15,34 @@
 const XU_VEC4: u32 = 4096u;
 @group(0) @binding(6) var<uniform> xu: array<vec4<f32>, XU_VEC4>;
 
-// Activations 32c.. of column `col`, zero past n_in.
+// Activations 32c..32c+31 of column `col`, a whole chunk.
 fn x32(col: u32, c: u32) -> W32 {
-    let n_in = params.n_in;
     var v: W32;
     if !MV_PARTIAL {
         // n_in is a multiple of 32, so the chunk starts at a whole vec4.
-        let base = (col * n_in + c * 32u) / 4u;
+        let base = (col * params.n_in + c * 32u) / 4u;
         for (var i = 0u; i < 8u; i++) {
             v[i] = xu[base + i];
         }
     } else {
-        let base = col * n_in + c * 32u;
+        // A float row's columns start at any element: scalar uniform loads.
+        let base = col * params.n_in + c * 32u;
         for (var i = 0u; i < 32u; i++) {
-            if c * 32u + i < n_in {
-                let k = base + i;
-                v[i / 4u][i % 4u] = xu[k / 4u][k % 4u];
-            }
+            let k = base + i;
+            v[i / 4u][i % 4u] = xu[k / 4u][k % 4u];
+        }
+    }
+    return v;
+}
+
+// The partial chunk that ends a float row, zero past n_in.
+fn x32_tail(col: u32, c: u32) -> W32 {
+    let base = col * params.n_in + c * 32u;
+    var v: W32;
+    for (var i = 0u; i < 32u; i++) {
+        if c * 32u + i < params.n_in {
+            let k = base + i;
+            v[i / 4u][i % 4u] = xu[k / 4u][k % 4u];
         }
     }
     return v;

@@ -109,10 +109,10 @@ pub struct MatMulShape {
 /// Which kernel [`MatMul::encode_with`] records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MatMulPath {
-    /// `matvec` up to [`MATVEC_MAX_COLS`] columns; above, `matvec` over
-    /// chunks of [`MATVEC_MAX_COLS`] columns on CPU adapters (where it is
-    /// several times faster than the tiled kernel) when the chunks start at
-    /// bindable offsets, else the tiled `matmul`.
+    /// `matvec` up to [`MATVEC_MAX_COLS`] columns; above, for block types on
+    /// CPU adapters (where it is about 3x faster than the tiled kernel),
+    /// `matvec` over chunks of [`MATVEC_MAX_COLS`] columns when the chunks
+    /// start at bindable offsets; else the tiled `matmul`.
     #[default]
     Auto,
     /// Always `matvec` (an error above [`MATVEC_MAX_COLS`] columns).
@@ -241,7 +241,7 @@ impl MatMul {
     ) -> Result<Prepared> {
         let path = match path {
             MatMulPath::Auto if shape.n_cols <= MATVEC_MAX_COLS => MatMulPath::Matvec,
-            MatMulPath::Auto if prefers_matvec_chunks(gpu) && chunks_align(gpu, shape) => {
+            MatMulPath::Auto if prefers_matvec_chunks(gpu, self.ty) && chunks_align(gpu, shape) => {
                 MatMulPath::MatvecChunks
             }
             MatMulPath::Auto => MatMulPath::Matmul,
@@ -453,12 +453,15 @@ fn uniform_x(gpu: &Gpu, x: &wgpu::Buffer, offset: u64, shape: MatMulShape) -> bo
         && bytes.is_some_and(|b| b <= MATVEC_UNIFORM_X_BYTES)
 }
 
-/// Whether many-column products run best as `matvec` over chunks of 8
-/// columns on this device: on CPU adapters (lavapipe), where the tiled
-/// `matmul`'s barriers are coroutine switches and its workgroup memory is
-/// read lane by lane (measured: bench/RESULTS.md).
-fn prefers_matvec_chunks(gpu: &Gpu) -> bool {
-    gpu.adapter_info().device_type == wgpu::DeviceType::Cpu
+/// Whether many-column products of `ty` weights run best as `matvec` over
+/// chunks of 8 columns on this device: block types on CPU adapters
+/// (lavapipe), where the tiled `matmul`'s barriers are coroutine switches and
+/// its workgroup memory is read lane by lane. Measured there at 2048x6144 x
+/// 32 tokens: 90-130 ms chunked against ~300 ms tiled for every block type,
+/// but 970-1240 ms against ~300 ms for F32/F16/BF16, whose matvec reads
+/// its rows element by element (bench/RESULTS.md).
+fn prefers_matvec_chunks(gpu: &Gpu, ty: GgmlType) -> bool {
+    gpu.adapter_info().device_type == wgpu::DeviceType::Cpu && ty.block_size() > 1
 }
 
 /// Whether every chunk of 8 columns of x and y starts at an offset the

@@ -206,13 +206,29 @@ alias Acc = array<f32, MV_MAX_COLS>;
 // row's last, partial one goes through matvec_tail).
 fn accumulate32(acc: ptr<function, Acc>, w: W32, c: u32) {
     for (var col = 0u; col < MV_COLS; col++) {
-        let xv = x32(col, c);
-        var s = w[0] * xv[0];
-        for (var i = 1u; i < 8u; i++) {
-            s += w[i] * xv[i];
-        }
-        (*acc)[col] += (s.x + s.y) + (s.z + s.w);
+        (*acc)[col] += dot32(w, x32(col, c));
     }
+}
+
+fn dot32(w: W32, xv: W32) -> f32 {
+    var s = w[0] * xv[0];
+    for (var i = 1u; i < 8u; i++) {
+        s += w[i] * xv[i];
+    }
+    return (s.x + s.y) + (s.z + s.w);
+}
+
+// Activations 32c.. of column `col` from the storage binding, zero past n_in
+// (x32_tail of the storage variants).
+fn x32_masked(col: u32, c: u32) -> W32 {
+    let base = col * params.n_in + c * 32u;
+    var v: W32;
+    for (var i = 0u; i < 32u; i++) {
+        if c * 32u + i < params.n_in {
+            v[i / 4u][i % 4u] = x[base + i];
+        }
+    }
+    return v;
 }
 
 // The partial chunk c that ends a float row (MV_PARTIAL), masked past n_in
@@ -227,12 +243,7 @@ fn matvec_tail(row: u32, c: u32, acc: ptr<function, Acc>) {
         }
     }
     for (var col = 0u; col < MV_COLS; col++) {
-        let xv = x32_tail(col, c);
-        var s = w[0] * xv[0];
-        for (var i = 1u; i < 8u; i++) {
-            s += w[i] * xv[i];
-        }
-        (*acc)[col] += (s.x + s.y) + (s.z + s.w);
+        (*acc)[col] += dot32(w, x32_tail(col, c));
     }
 }
 

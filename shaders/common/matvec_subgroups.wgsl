@@ -36,17 +36,9 @@ fn x32(col: u32, c: u32) -> W32 {
     return v;
 }
 
-// The partial chunk that ends a float row, zero past n_in (once per row: the
-// plain loads cost less than keeping every lane in step here).
+// The partial chunk that ends a float row, zero past n_in (once per row).
 fn x32_tail(col: u32, c: u32) -> W32 {
-    let base = col * params.n_in + c * 32u;
-    var v: W32;
-    for (var i = 0u; i < 32u; i++) {
-        if c * 32u + i < params.n_in {
-            v[i / 4u][i % 4u] = x[base + i];
-        }
-    }
-    return v;
+    return x32_masked(col, c);
 }
 
 @compute @workgroup_size(64)

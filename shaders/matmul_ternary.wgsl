@@ -154,25 +154,39 @@ fn matvec_unit(row: u32, u: u32, acc: ptr<function, Acc>) {
     // except that the second half of chunk 7 is the four trits of qh.
     load_window(row * params.row_bytes + u * 54u, 5u);
     let d = f16_bits_to_f32(win_u32(52u) & 0xFFFFu);
-    var a: array<u32, 8>;
+    // The bytes as vec4s, multiplied by 3 (mod 256) once per trit: byte q
+    // times 3^n brings trit n to the top, and (q * 3) >> 8 reads it (the
+    // running product replaces a power of 3 per trit).
+    let bytes = vec4<u32>(0xFFu);
+    var a: array<vec4<u32>, 8>;
     for (var k = 0u; k < 8u; k++) {
-        a[k] = win_u32(4u * k);
+        a[k] = (vec4<u32>(win_u32(4u * k)) >> BYTE_SHIFTS) & bytes;
     }
-    var b: array<u32, 4>;
+    var b: array<vec4<u32>, 4>;
     for (var k = 0u; k < 4u; k++) {
-        b[k] = win_u32(32u + 4u * k);
+        b[k] = (vec4<u32>(win_u32(32u + 4u * k)) >> BYTE_SHIFTS) & bytes;
     }
-    let qh = win_u32(48u);
+    let qh = (vec4<u32>(win_u32(48u)) >> BYTE_SHIFTS) & bytes;
     for (var j = 0u; j < 5u; j++) {
         for (var k = 0u; k < 8u; k++) {
-            t[k] = trits4(a[k], j);
+            t[k] = (a[k] * 3u) >> vec4<u32>(8u);
+            a[k] = (a[k] * 3u) & bytes;
         }
         accumulate_trits(acc, t, d, 8u * u + j);
     }
+    // qh's trit k (0..3) for chunk 7's second half, element 240 + 4k + m.
+    var h = qh;
+    var high: array<vec4<u32>, 4>;
+    for (var k = 0u; k < 4u; k++) {
+        high[k] = (h * 3u) >> vec4<u32>(8u);
+        h = (h * 3u) & bytes;
+    }
     for (var p = 0u; p < 3u; p++) {
         for (var k = 0u; k < 4u; k++) {
-            t[k] = trits4(b[k], 2u * p);
-            t[k + 4u] = select(trits4(b[k], 2u * p + 1u), trits4(qh, k), p == 2u);
+            t[k] = (b[k] * 3u) >> vec4<u32>(8u);
+            let next = (b[k] * 3u) & bytes;
+            t[k + 4u] = select((next * 3u) >> vec4<u32>(8u), high[k], p == 2u);
+            b[k] = (next * 3u) & bytes;
         }
         accumulate_trits(acc, t, d, 8u * u + 5u + p);
     }

@@ -4,8 +4,11 @@
 //! and f32 accumulation (the portable path, for any adapter).
 //!
 //! One [`MatMul`] per weight type records either kernel of its shader:
-//! `matvec` for decode (at most [`MATVEC_MAX_COLS`] activation columns) or the
-//! tiled `matmul` for prefill; [`MatMulPath`] forces one. A third entry point,
+//! `matvec` for decode (at most [`MATVEC_MAX_COLS`] activation columns; it
+//! reads x as a uniform where x's buffer allows it, see
+//! [`matvec_input_buffer`]) or, for prefill, the tiled `matmul` (GPUs) or
+//! `matvec` over chunks of 8 columns (block types on CPU adapters);
+//! [`MatMulPath`] forces one. A third entry point,
 //! `dequantize`, writes the decoded weights as f32 so that tests can hold the
 //! GPU decoder to the CPU dequantizer value by value. [`reference`] is the
 //! CPU oracle. [`Dot4MatVec`] is an opt-in decode variant that quantizes
@@ -23,11 +26,15 @@
 //!    expressions; `params.row_bytes` is the byte length of a row;
 //!    `read_u32`/`read_u16`/`read_f16` read at any (even) byte offset), and
 //!    `fn dequant32(row: u32, c: u32) -> W32` returning elements
-//!    `32c..32c+31` for `matvec` (`dequant32_by8` builds it from `dequant8`;
-//!    a whole-block decoder reading aligned words, `read_words4`/`8`, is
-//!    what makes decode fast).
-//! 2. Register the file in [`crate::shaders::ALL`] with the generic part
-//!    appended (`shader!(name, path, "common/matmul_generic.wgsl")`).
+//!    `32c..32c+31` (`dequant32_by8` builds it from `dequant8`), and
+//!    `MV_UNIT`, `MV_PARTIAL` and `fn matvec_unit(row, u, acc)`, the decode
+//!    loop's body: decode one block (or super-block) whole through a vec4
+//!    window (`load_window`, `win_u32`; keep window indices constants once
+//!    loops unroll) and hand each 32 weights to `accumulate32`. That is what
+//!    makes decode fast (shaders/common/matmul_generic.wgsl has the numbers).
+//! 2. Register the file in [`crate::shaders::ALL`] three times, with the
+//!    generic part and each matvec variant appended (`matvec_portable`,
+//!    `_subgroups`, `_uniform`; see the existing groups).
 //! 3. Add one arm to `groups::shader_for` and the types to [`SUPPORTED_TYPES`]
 //!    and the shader to [`GROUP_SHADERS`]. The tests in `groups` check that the
 //!    WGSL type ids and block sizes are ggml's; add the types to the lists in

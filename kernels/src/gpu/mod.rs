@@ -1,7 +1,7 @@
 //! `Gpu`: the instance, adapter, device and queue seldon runs on, with the
 //! features it may use, the limits it must respect and its pipeline cache.
 //!
-//! Failures never panic: see [`sync`] for how wgpu errors and a lost device
+//! Failures never panic: see `sync` for how wgpu errors and a lost device
 //! become [`crate::Error`]s.
 
 mod adapter;

@@ -1,5 +1,5 @@
 //! Matrix products with weights kept in their GGUF block format
-//! (shaders/matmul_<group>.wgsl): ggml's `mul_mat` with weights of ggml shape
+//! (`shaders/matmul_<group>.wgsl`): ggml's `mul_mat` with weights of ggml shape
 //! `ne = [n_in, n_out]`, `y[c][o] = sum_i W[o][i] * x[c][i]`, f32 activations
 //! and f32 accumulation (the portable path, for any adapter).
 //!
@@ -10,7 +10,7 @@
 //! `matvec` over chunks of 8 columns (block types on CPU adapters);
 //! [`MatMulPath`] forces one. A third entry point,
 //! `dequantize`, writes the decoded weights as f32 so that tests can hold the
-//! GPU decoder to the CPU dequantizer value by value. [`reference`] is the
+//! GPU decoder to the CPU dequantizer value by value. [`reference()`] is the
 //! CPU oracle. [`Dot4MatVec`] is an opt-in decode variant that quantizes
 //! activations to Q8_0/Q8_1/Q8_K on the GPU, as ggml's CPU backend does for
 //! the weight type, and uses `dot4I8Packed`.
@@ -139,7 +139,7 @@ pub struct MatMul {
     /// Shader and entry point of the decode kernel (see [`matvec_kernel`]).
     matvec_kernel: (&'static str, &'static str),
     /// The decode kernel that reads x from a uniform binding, used where x
-    /// allows it (see [`uniform_x`]).
+    /// allows it (see `uniform_x`).
     matvec_uniform: (&'static str, &'static str),
     /// `matvec` for 1 column; other counts come from the pipeline cache.
     matvec: Arc<wgpu::ComputePipeline>,
@@ -421,7 +421,7 @@ fn matvec_kernel(gpu: &Gpu, ty: GgmlType, shader: &'static str) -> (&'static str
 }
 
 /// A buffer for activations that `matvec` may read as a uniform (the fast
-/// decode path, see [`uniform_x`]): a storage buffer of `bytes` plus
+/// decode path, `matvec_uniform`): a storage buffer of `bytes` plus
 /// [`MATVEC_UNIFORM_X_BYTES`] (so that the uniform binding of any chunk of
 /// columns stays inside it), with UNIFORM added to `usage`.
 pub fn matvec_input_buffer(

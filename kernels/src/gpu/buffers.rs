@@ -245,6 +245,8 @@ impl Gpu {
     }
 
     /// [`Gpu::read_bytes`] as f32 values (the buffer size must be a multiple of 4).
+    /// Every value of the buffer: one from [`Gpu::storage_buffer`] is whole
+    /// 16-byte units, so it may hold up to 3 values past the size asked for.
     pub fn read_f32(&self, name: &str, buffer: &wgpu::Buffer) -> Result<Vec<f32>> {
         let bytes = self.read_bytes(name, buffer)?;
         if bytes.len() % 4 != 0 {

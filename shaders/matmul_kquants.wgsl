@@ -202,18 +202,9 @@ fn matvec_unit_q2_k(row: u32, u: u32, acc: ptr<function, Acc>) {
     for (var i = 0u; i < 4u; i++) {
         sc[i] = win_u32(4u * i);
     }
-    // Both halves' words in one unrolled loop (constant `win` indices).
-    var q0: array<u32, 8>;
-    var q1: array<u32, 8>;
-    for (var m = 0u; m < 8u; m++) {
-        q0[m] = win_u32(16u + 4u * m);
-        q1[m] = win_u32(48u + 4u * m);
-    }
+    let qs = win_halves(16u);
     for (var n = 0u; n < 2u; n++) {
-        var q: array<u32, 8>;
-        for (var m = 0u; m < 8u; m++) {
-            q[m] = select(q0[m], q1[m], n == 1u);
-        }
+        let q = half_words(qs, n);
         for (var j = 0u; j < 4u; j++) {
             let c = 4u * n + j;
             let sw = select(select(sc[0], sc[1], c >= 2u), select(sc[2], sc[3], c >= 6u), c >= 4u);
@@ -252,17 +243,9 @@ fn matvec_unit_q3_k(row: u32, u: u32, acc: ptr<function, Acc>) {
     for (var m = 0u; m < 8u; m++) {
         hm[m] = win_u32(4u * m);
     }
-    var q0: array<u32, 8>;
-    var q1: array<u32, 8>;
-    for (var m = 0u; m < 8u; m++) {
-        q0[m] = win_u32(32u + 4u * m);
-        q1[m] = win_u32(64u + 4u * m);
-    }
+    let qs = win_halves(32u);
     for (var n = 0u; n < 2u; n++) {
-        var q: array<u32, 8>;
-        for (var m = 0u; m < 8u; m++) {
-            q[m] = select(q0[m], q1[m], n == 1u);
-        }
+        let q = half_words(qs, n);
         for (var j = 0u; j < 4u; j++) {
             let c = 4u * n + j;
             let dl0 = q3_scale(scl, sch, 2u * c) * d;

@@ -129,20 +129,12 @@ fn matvec_unit(row: u32, u: u32, acc: ptr<function, Acc>) {
         // qs[64] at 0 (chunk 4h + n: bits 2n of bytes 32h..32h+31), d at 64.
         load_window(row * params.row_bytes + u * 66u, 5u);
         let d = f16_bits_to_f32(win_u32(64u) & 0xFFFFu);
-        // Both halves' words first, in loops whose `win` indices are
-        // constants once unrolled (an index that depends on an outer loop
-        // would keep `win` in memory: a per-lane access on llvmpipe).
-        var q0: array<u32, 8>;
-        var q1: array<u32, 8>;
-        for (var k = 0u; k < 8u; k++) {
-            q0[k] = win_u32(4u * k);
-            q1[k] = win_u32(32u + 4u * k);
-        }
+        let qs = win_halves(0u);
         for (var h = 0u; h < 2u; h++) {
+            let q = half_words(qs, h);
             for (var n = 0u; n < 4u; n++) {
                 for (var k = 0u; k < 8u; k++) {
-                    let q = select(q0[k], q1[k], h == 1u);
-                    t[k] = (vec4<u32>(q) >> (BYTE_SHIFTS + 2u * n)) & vec4<u32>(3u);
+                    t[k] = (vec4<u32>(q[k]) >> (BYTE_SHIFTS + 2u * n)) & vec4<u32>(3u);
                 }
                 accumulate_trits(acc, t, d, 8u * u + 4u * h + n);
             }

@@ -127,6 +127,32 @@ fn win_u32(rel: u32) -> u32 {
     return funnel(win_pick(lo, d), win_pick(lo + 1u, d), (b & 3u) * 8u);
 }
 
+// The 64 bytes from byte `rel` of a windowed block as two 32-byte halves,
+// read in one loop so that every `win` index is a constant once unrolled;
+// half_words picks one by an outer loop's index with selects (indexing by it
+// would keep the arrays in memory, a per-lane access on llvmpipe).
+struct Halves {
+    lo: array<u32, 8>,
+    hi: array<u32, 8>,
+}
+
+fn win_halves(rel: u32) -> Halves {
+    var w: Halves;
+    for (var m = 0u; m < 8u; m++) {
+        w.lo[m] = win_u32(rel + 4u * m);
+        w.hi[m] = win_u32(rel + 32u + 4u * m);
+    }
+    return w;
+}
+
+fn half_words(w: Halves, h: u32) -> array<u32, 8> {
+    var q: array<u32, 8>;
+    for (var m = 0u; m < 8u; m++) {
+        q[m] = select(w.lo[m], w.hi[m], h == 1u);
+    }
+    return q;
+}
+
 // The u16 at an even byte offset.
 fn read_u16(byte: u32) -> u32 {
     return (weights[byte >> 2u] >> ((byte & 2u) * 8u)) & 0xFFFFu;

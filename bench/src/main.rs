@@ -173,12 +173,17 @@ fn run_kernels(device: Option<String>, args: KernelsArgs) -> Result<bool> {
     let cases = kernels::select_cases(&gpu, &options)?;
     let meta = RunMeta::now(gpu.adapter());
     if options.progress {
+        let f = gpu.features();
         eprintln!(
-            "{} cases on {} ({} timed runs each after {} warm-up)",
+            "{} cases on {} ({} timed runs each after {} warm-up; features: f16 {}, subgroups {}, timestamps {}, dot4 {})",
             cases.len(),
             meta.adapter,
             options.runs,
-            options.warmup
+            options.warmup,
+            f.f16,
+            f.subgroups,
+            f.timestamps,
+            f.dot4_packed
         );
     }
     let sweep = kernels::run(&gpu, &cases, &options, &meta)?;

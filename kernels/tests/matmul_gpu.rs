@@ -12,8 +12,8 @@ use proptest::prelude::*;
 use seldon_formats::GgmlType;
 use seldon_formats::quant::quantize_to_vec;
 use seldon_kernels::matmul::{
-    MatMul, MatMulPath, MatMulShape, SUPPORTED_TYPES, dequantize_reference, matvec_input_buffer,
-    reference,
+    MatMul, MatMulPath, MatMulShape, MatvecVariant, SUPPORTED_TYPES, dequantize_reference,
+    matvec_input_buffer, reference, split_supported,
 };
 use seldon_kernels::tolerance::{NMSE_MATMUL, check_nmse};
 
@@ -84,16 +84,15 @@ fn shape(n_in: usize, n_out: usize, n_cols: usize) -> MatMulShape {
 
 /// [`common::run_matmul`], one test at a time.
 fn run_on(
-    gpu: &seldon_kernels::Gpu,
+    run: common::Run<'_>,
     ty: GgmlType,
     w: &[u8],
     x: &[f32],
     s: MatMulShape,
     path: MatMulPath,
-    uniform_x: bool,
 ) -> Vec<f32> {
     let _lock = lock();
-    common::run_matmul(gpu, ty, w, x, s, path, uniform_x)
+    common::run_matmul(run, ty, w, x, s, path)
 }
 
 /// Random weights of type `ty` quantized from [-1, 1] data whose rows vary in
@@ -117,19 +116,13 @@ fn check_product(ty: GgmlType, s: MatMulShape, path: MatMulPath, seed: u64) -> R
     let (w, x) = case_data(ty, s, seed);
     let want = reference(ty, &w, &x, s).unwrap();
     let mut nmse = 0.0;
-    let runs: &[(&seldon_kernels::Gpu, bool)] = match path {
-        MatMulPath::Matvec | MatMulPath::MatvecChunks => &[
-            (common::gpu(), false),
-            (portable_gpu(), false),
-            (common::gpu(), true),
-        ],
-        _ => &[(common::gpu(), false)],
-    };
-    for &(gpu, uniform_x) in runs {
-        let got = run_on(gpu, ty, &w, &x, s, path, uniform_x);
-        let kernel = MatMul::new(gpu, ty).unwrap().matvec_kernel();
+    for run in common::matvec_runs(portable_gpu(), path) {
+        let got = run_on(run, ty, &w, &x, s, path);
+        let kernel = MatMul::with_variant(run.gpu, ty, run.variant)
+            .unwrap()
+            .matvec_kernel();
         nmse = check_against(ty, s, path, &w, &x, &want, &got)
-            .map_err(|e| format!("{kernel:?} (uniform x: {uniform_x}): {e}"))?;
+            .map_err(|e| format!("{kernel:?} (uniform x: {}): {e}", run.uniform_x))?;
     }
     Ok(nmse)
 }
@@ -394,6 +387,9 @@ fn smollm2_shapes() {
         (GgmlType::Q8_0, 576, 4096, 9, MatMulPath::Auto),
         (GgmlType::F32, 576, 576, 1, MatMulPath::Auto),
         (GgmlType::F32, 576, 576, 64, MatMulPath::Auto),
+        // More rows than one matvec_split dispatch covers with subgroups of
+        // 8: its grid-stride loop takes the rest.
+        (GgmlType::Q8_0, 64, 40_000, 2, MatMulPath::Matvec),
     ];
     for (i, (ty, n_in, n_out, n_cols, path)) in cases.into_iter().enumerate() {
         let r = check_product(ty, shape(n_in, n_out, n_cols), path, i as u64);
@@ -482,6 +478,40 @@ fn matvec_uses_subgroups_only_where_the_device_has_them() {
         let (shader, entry) = MatMul::new(portable_gpu(), ty).unwrap().matvec_kernel();
         assert_eq!(entry, "matvec", "{ty}");
         assert!(!shader.ends_with("_subgroups"), "{ty}");
+    }
+}
+
+/// `matvec_split` runs where asked for and the device can run it, and where
+/// `Auto` picks it (GPUs); asking for it elsewhere is an error, not a panic.
+#[test]
+fn matvec_split_runs_where_the_device_can() {
+    let shared = common::gpu();
+    let gpu_adapter = shared.adapter_info().device_type != wgpu::DeviceType::Cpu;
+    for &ty in SUPPORTED_TYPES {
+        let auto = MatMul::new(shared, ty).unwrap().matvec_kernel();
+        assert_eq!(
+            auto.1 == "matvec_split",
+            split_supported(shared) && gpu_adapter,
+            "{ty}: {auto:?}"
+        );
+        match MatMul::with_variant(shared, ty, MatvecVariant::Split) {
+            Ok(kernel) => {
+                assert!(split_supported(shared));
+                let (shader, entry) = kernel.matvec_kernel();
+                assert_eq!(entry, "matvec_split", "{ty}");
+                assert!(shader.ends_with("_split"), "{ty}");
+            }
+            Err(e) => {
+                assert!(!split_supported(shared), "{ty}: {e}");
+                assert!(e.to_string().contains("SUBGROUP"), "{e}");
+            }
+        }
+        let per_row = MatMul::with_variant(shared, ty, MatvecVariant::PerRow).unwrap();
+        assert_ne!(per_row.matvec_kernel().1, "matvec_split", "{ty}");
+        // No subgroups on the portable device.
+        assert!(!split_supported(portable_gpu()));
+        let err = MatMul::with_variant(portable_gpu(), ty, MatvecVariant::Split).unwrap_err();
+        assert!(err.to_string().contains("SUBGROUP"), "{err}");
     }
 }
 

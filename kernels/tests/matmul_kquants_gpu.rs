@@ -88,16 +88,15 @@ fn portable_gpu() -> &'static seldon_kernels::Gpu {
 
 /// [`common::run_matmul`], one test at a time.
 fn run_on(
-    gpu: &seldon_kernels::Gpu,
+    run: common::Run<'_>,
     ty: GgmlType,
     w: &[u8],
     x: &[f32],
     s: MatMulShape,
     path: MatMulPath,
-    uniform_x: bool,
 ) -> Vec<f32> {
     let _lock = gpu_lock();
-    common::run_matmul(gpu, ty, w, x, s, path, uniform_x)
+    common::run_matmul(run, ty, w, x, s, path)
 }
 
 /// Weights quantized from [-1, 1] data whose rows vary in scale, and
@@ -125,19 +124,13 @@ fn check_product(
     path: MatMulPath,
 ) -> Result<(), String> {
     let want = reference(ty, w, x, s).unwrap();
-    let runs: &[(&seldon_kernels::Gpu, bool)] = match path {
-        MatMulPath::Matvec | MatMulPath::MatvecChunks => &[
-            (common::gpu(), false),
-            (portable_gpu(), false),
-            (common::gpu(), true),
-        ],
-        _ => &[(common::gpu(), false)],
-    };
-    for &(gpu, uniform_x) in runs {
-        let got = run_on(gpu, ty, w, x, s, path, uniform_x);
-        let kernel = MatMul::new(gpu, ty).unwrap().matvec_kernel();
+    for run in common::matvec_runs(portable_gpu(), path) {
+        let got = run_on(run, ty, w, x, s, path);
+        let kernel = MatMul::with_variant(run.gpu, ty, run.variant)
+            .unwrap()
+            .matvec_kernel();
         check_against(ty, w, x, s, path, &want, &got)
-            .map_err(|e| format!("{kernel:?} (uniform x: {uniform_x}): {e}"))?;
+            .map_err(|e| format!("{kernel:?} (uniform x: {}): {e}", run.uniform_x))?;
     }
     Ok(())
 }

@@ -44,6 +44,10 @@ pub enum CaseKind {
     /// `MatMul` with the `matvec` path (decode), in chunks of 8 columns
     /// above 8 (prefill on CPU adapters).
     Matvec(MatShape),
+    /// `MatMul` with the `matvec` path and the decode kernel that
+    /// `MatvecVariant::Auto` does not pick on this device (`matvec_split`
+    /// on CPU adapters, `matvec_rows` on GPUs), named by the case's kernel.
+    MatvecAlt(MatShape),
     /// `Dot4MatVec`: activations quantized on the GPU (Q8_0, Q8_1 or Q8_K,
     /// as ggml's CPU backend does for the type) and `dot4I8Packed`.
     MatvecDot4(MatShape),
@@ -117,9 +121,10 @@ impl Case {
         match self.kind {
             CaseKind::Copy { .. } | CaseKind::RmsNorm { .. } => "F32".into(),
             CaseKind::Convert { .. } => "F16".into(),
-            CaseKind::Matvec(m) | CaseKind::MatvecDot4(m) | CaseKind::Matmul(m) => {
-                m.ty.name().into()
-            }
+            CaseKind::Matvec(m)
+            | CaseKind::MatvecAlt(m)
+            | CaseKind::MatvecDot4(m)
+            | CaseKind::Matmul(m) => m.ty.name().into(),
             CaseKind::Attention(a) => a.kv.ggml_type().name().into(),
         }
     }
@@ -131,7 +136,10 @@ impl Case {
             CaseKind::Copy { elements } | CaseKind::Convert { elements, .. } => {
                 elements.to_string()
             }
-            CaseKind::Matvec(m) | CaseKind::MatvecDot4(m) | CaseKind::Matmul(m) => {
+            CaseKind::Matvec(m)
+            | CaseKind::MatvecAlt(m)
+            | CaseKind::MatvecDot4(m)
+            | CaseKind::Matmul(m) => {
                 format!("{}x{}", m.n_in, m.n_out)
             }
             CaseKind::Attention(a) => format!(
@@ -149,7 +157,10 @@ impl Case {
     /// Activation columns (tokens) of the run.
     pub fn n_cols(&self) -> u64 {
         match self.kind {
-            CaseKind::Matvec(m) | CaseKind::MatvecDot4(m) | CaseKind::Matmul(m) => m.n_cols,
+            CaseKind::Matvec(m)
+            | CaseKind::MatvecAlt(m)
+            | CaseKind::MatvecDot4(m)
+            | CaseKind::Matmul(m) => m.n_cols,
             CaseKind::Attention(a) => a.n_tokens,
             CaseKind::RmsNorm { rows, .. } => rows,
             CaseKind::Copy { .. } | CaseKind::Convert { .. } => 1,
@@ -167,7 +178,10 @@ impl Case {
         match self.kind {
             CaseKind::Copy { elements } => elements * 8,
             CaseKind::Convert { elements, .. } => elements * 6,
-            CaseKind::Matvec(m) | CaseKind::MatvecDot4(m) | CaseKind::Matmul(m) => {
+            CaseKind::Matvec(m)
+            | CaseKind::MatvecAlt(m)
+            | CaseKind::MatvecDot4(m)
+            | CaseKind::Matmul(m) => {
                 weight_bytes(m.ty, m.n_in, m.n_out).unwrap_or(0) + 4 * m.n_cols * (m.n_in + m.n_out)
             }
             CaseKind::Attention(a) => {
@@ -182,9 +196,10 @@ impl Case {
     pub fn flops(&self) -> u64 {
         match self.kind {
             CaseKind::Copy { .. } | CaseKind::Convert { .. } => 0,
-            CaseKind::Matvec(m) | CaseKind::MatvecDot4(m) | CaseKind::Matmul(m) => {
-                2 * m.n_in * m.n_out * m.n_cols
-            }
+            CaseKind::Matvec(m)
+            | CaseKind::MatvecAlt(m)
+            | CaseKind::MatvecDot4(m)
+            | CaseKind::Matmul(m) => 2 * m.n_in * m.n_out * m.n_cols,
             // Q K^T and P V: two multiply-adds per head element and key.
             CaseKind::Attention(a) => 4 * a.n_head * a.head_dim * a.pairs(),
             // Square-accumulate (2), then scale and weight (2) per element.
@@ -207,6 +222,9 @@ pub struct Plan {
     /// Weight types of the dot4 matvec (`DOT4_TYPES`: every legacy type,
     /// k-quant and TQ type), empty where the device lacks packed dot products.
     pub dot4_types: Vec<GgmlType>,
+    /// The decode kernel `matvec` does not run here, measured beside it
+    /// (`matvec_split` or `matvec_rows`; none where the device has only one).
+    pub alt_matvec: Option<&'static str>,
     /// Tokens of the prefill (`matmul`, attention, RMSNorm) cases.
     pub n_prompt: u64,
     /// Only the 2048x6144 product shape and the smaller attention model.
@@ -261,8 +279,19 @@ pub fn all_cases(plan: &Plan) -> Vec<Case> {
             .collect()
     };
     type Product<'a> = (&'static str, &'a [GgmlType], u64, fn(MatShape) -> CaseKind);
-    let kernels: [Product<'_>; 4] = [
+    let alt_types: &[GgmlType] = if plan.alt_matvec.is_some() {
+        &plan.types
+    } else {
+        &[]
+    };
+    let kernels: [Product<'_>; 5] = [
         ("matvec", &plan.types, 1, CaseKind::Matvec),
+        (
+            plan.alt_matvec.unwrap_or("matvec_alt"),
+            alt_types,
+            1,
+            CaseKind::MatvecAlt,
+        ),
         ("matvec_q8_dot4", &plan.dot4_types, 1, CaseKind::MatvecDot4),
         ("matmul", &plan.types, plan.n_prompt, CaseKind::Matmul),
         // Prefill as matvec over chunks of 8 columns (what the engine runs on
@@ -332,6 +361,7 @@ mod tests {
         Plan {
             types: vec![GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_K],
             dot4_types: vec![GgmlType::Q8_0, GgmlType::Q4_K],
+            alt_matvec: None,
             n_prompt: 64,
             quick,
         }

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use seldon_formats::GgmlType;
 use seldon_formats::quant;
 use seldon_kernels::Gpu;
-use seldon_kernels::matmul::{DOT4_TYPES, SUPPORTED_TYPES};
+use seldon_kernels::matmul::{DOT4_TYPES, MatMul, SUPPORTED_TYPES, split_supported};
 
 use crate::UsageError;
 use crate::meta::RunMeta;
@@ -64,6 +64,14 @@ fn product_types() -> Vec<GgmlType> {
 pub fn select_cases(gpu: &Gpu, options: &KernelsOptions) -> Result<Vec<Case>> {
     let plan = Plan {
         types: product_types(),
+        alt_matvec: match (
+            split_supported(gpu),
+            MatMul::new(gpu, GgmlType::F32)?.matvec_kernel().1,
+        ) {
+            (false, _) => None,
+            (true, "matvec_split") => Some("matvec_rows"),
+            (true, _) => Some("matvec_split"),
+        },
         dot4_types: if gpu.features().dot4_packed {
             DOT4_TYPES.to_vec()
         } else {
@@ -98,7 +106,10 @@ pub fn run(gpu: &Gpu, cases: &[Case], options: &KernelsOptions, meta: &RunMeta) 
         let label = case.label();
         let outcome = (|| -> Result<(f64, f64, f64, u64)> {
             let pool = match case.kind {
-                CaseKind::Matvec(m) | CaseKind::MatvecDot4(m) | CaseKind::Matmul(m) => {
+                CaseKind::Matvec(m)
+                | CaseKind::MatvecAlt(m)
+                | CaseKind::MatvecDot4(m)
+                | CaseKind::Matmul(m) => {
                     let pool = match pools.entry(m.ty) {
                         Entry::Occupied(e) => e.into_mut(),
                         Entry::Vacant(e) => e.insert(block_pool(m.ty, &mut rng)?),

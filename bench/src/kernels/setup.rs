@@ -16,7 +16,8 @@ use seldon_kernels::convert::{Convert, ConvertDirection, f16_buffer_bytes};
 use seldon_kernels::copy::CopyVec4;
 use seldon_kernels::kv_cache::kv_from_f32;
 use seldon_kernels::matmul::{
-    Dot4MatVec, MATVEC_MAX_COLS, MatMul, MatMulPath, MatMulShape, matvec_input_buffer,
+    Dot4MatVec, MATVEC_MAX_COLS, MatMul, MatMulPath, MatMulShape, MatvecVariant,
+    matvec_input_buffer,
 };
 use seldon_kernels::rms_norm::{RmsNorm, RmsNormShape};
 
@@ -166,7 +167,10 @@ pub fn prepare<'a>(
                 copies: 1,
             })
         }
-        CaseKind::Matvec(m) | CaseKind::Matmul(m) | CaseKind::MatvecDot4(m) => {
+        CaseKind::Matvec(m)
+        | CaseKind::MatvecAlt(m)
+        | CaseKind::Matmul(m)
+        | CaseKind::MatvecDot4(m) => {
             let pool = pool.context("no weight pool for a product")?;
             prepare_product(gpu, case, m, pool, rng)
         }
@@ -215,10 +219,15 @@ fn prepare_product<'a>(
             Box::new(move |enc, i| kernel.encode(gpu, enc, pick(&w, i), &x, &scratch, &y, shape))
         }
         _ => {
-            let kernel = MatMul::new(gpu, m.ty)?;
+            let variant = match (case.kind, case.kernel) {
+                (CaseKind::MatvecAlt(_), "matvec_split") => MatvecVariant::Split,
+                (CaseKind::MatvecAlt(_), _) => MatvecVariant::PerRow,
+                _ => MatvecVariant::Auto,
+            };
+            let kernel = MatMul::with_variant(gpu, m.ty, variant)?;
             let path = match case.kind {
                 CaseKind::Matvec(m) if m.n_cols > MATVEC_MAX_COLS => MatMulPath::MatvecChunks,
-                CaseKind::Matvec(_) => MatMulPath::Matvec,
+                CaseKind::Matvec(_) | CaseKind::MatvecAlt(_) => MatMulPath::Matvec,
                 _ => MatMulPath::Matmul,
             };
             Box::new(move |enc, i| kernel.encode_with(gpu, enc, pick(&w, i), &x, &y, shape, path))

@@ -131,6 +131,43 @@ pub enum MatMulPath {
     Matmul,
 }
 
+/// Which decode kernel `matvec` runs (the module doc describes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MatvecVariant {
+    /// `matvec_split` on GPUs that can run it ([`split_supported`]), one row
+    /// per invocation on CPU adapters (lavapipe), where lanes are SIMD lanes
+    /// of one core and the per-row kernels read each weight once per lane.
+    #[default]
+    Auto,
+    /// One invocation per row: `matvec_uniform` where x can be read as a
+    /// uniform, else `matvec_subgroups` or the portable `matvec`.
+    PerRow,
+    /// One subgroup per row, reduced with subgroupAdd (`matvec_split`); an
+    /// error where [`split_supported`] is false.
+    Split,
+}
+
+/// Whether this device can run `matvec_split`: SUBGROUP, and subgroups of 1
+/// to 64 invocations (a workgroup holds 64), power-of-two sized.
+pub fn split_supported(gpu: &Gpu) -> bool {
+    let f = gpu.features();
+    let info = gpu.adapter_info();
+    let (min, max) = (info.subgroup_min_size, info.subgroup_max_size);
+    f.subgroups
+        && min >= 1
+        && min <= max
+        && max <= SPLIT_WORKGROUP
+        && min.is_power_of_two()
+        && max.is_power_of_two()
+}
+
+/// Invocations per `matvec_split` workgroup, as its `@workgroup_size`.
+pub const SPLIT_WORKGROUP: u32 = 64;
+/// The most workgroups one `matvec_split` dispatch launches (262,144
+/// invocations, enough to fill any GPU); its grid-stride loop over rows
+/// covers the rest.
+pub const SPLIT_MAX_WORKGROUPS: u64 = 4096;
+
 /// The compiled kernels for one weight type.
 #[derive(Debug, Clone)]
 pub struct MatMul {
@@ -139,8 +176,10 @@ pub struct MatMul {
     /// Shader and entry point of the decode kernel (see [`matvec_kernel`]).
     matvec_kernel: (&'static str, &'static str),
     /// The decode kernel that reads x from a uniform binding, used where x
-    /// allows it (see `uniform_x`).
+    /// allows it (see `uniform_x`) unless `split`.
     matvec_uniform: (&'static str, &'static str),
+    /// `matvec_kernel` is `matvec_split`: rows per workgroup in its dispatch.
+    split_rows: Option<u32>,
     /// `matvec` for 1 column; other counts come from the pipeline cache.
     matvec: Arc<wgpu::ComputePipeline>,
     matmul: Arc<wgpu::ComputePipeline>,
@@ -148,12 +187,43 @@ pub struct MatMul {
 
 impl MatMul {
     /// Compiles (or fetches from the cache) the `matvec` (1 column) and
-    /// `matmul` pipelines for weights of type `ty`.
+    /// `matmul` pipelines for weights of type `ty`, with the device's best
+    /// decode kernel ([`MatvecVariant::Auto`]).
     pub fn new(gpu: &Gpu, ty: GgmlType) -> Result<Self> {
+        Self::with_variant(gpu, ty, MatvecVariant::Auto)
+    }
+
+    /// [`MatMul::new`] with the decode kernel chosen by `variant`.
+    pub fn with_variant(gpu: &Gpu, ty: GgmlType, variant: MatvecVariant) -> Result<Self> {
         let shader = shader_for(ty)
             .ok_or_else(|| Error::invalid("matmul", format!("no GPU matmul for {ty} weights")))?;
         let overrides = [("WEIGHT_TYPE", f64::from(ty.id()))];
-        let matvec_kernel = matvec_kernel(gpu, ty, shader);
+        let split = match variant {
+            MatvecVariant::Auto => {
+                split_supported(gpu) && gpu.adapter_info().device_type != wgpu::DeviceType::Cpu
+            }
+            MatvecVariant::PerRow => false,
+            MatvecVariant::Split if split_supported(gpu) => true,
+            MatvecVariant::Split => {
+                return Err(Error::invalid(
+                    "matvec",
+                    "matvec_split needs SUBGROUP and subgroups of at most 64 invocations, \
+                     which this device does not have",
+                ));
+            }
+        };
+        let (matvec_kernel, split_rows) = if split {
+            let name = format!("{shader}_split");
+            let name = find(&name)
+                .ok_or_else(|| Error::invalid("matmul", format!("shader {name} missing")))?
+                .name;
+            // Enough workgroups for the narrowest subgroups; the kernel's
+            // grid-stride loop covers the rows when they are wider.
+            let rows = SPLIT_WORKGROUP / gpu.adapter_info().subgroup_min_size;
+            ((name, "matvec_split"), Some(rows))
+        } else {
+            (matvec_kernel(gpu, ty, shader), None)
+        };
         let uniform = format!("{shader}_uniform");
         let uniform = find(&uniform)
             .ok_or_else(|| Error::invalid("matmul", format!("shader {uniform} missing")))?;
@@ -162,6 +232,7 @@ impl MatMul {
             shader,
             matvec_kernel,
             matvec_uniform: (uniform.name, "matvec_uniform"),
+            split_rows,
             matvec: matvec_pipeline(gpu, matvec_kernel, ty, 1)?,
             matmul: gpu.pipeline(shader, "matmul", &overrides)?,
         })
@@ -178,15 +249,16 @@ impl MatMul {
     }
 
     /// The shader and entry point that `matvec` runs for activations in `x`
-    /// and `shape`: `matvec_uniform` where x can be read as a uniform (see
-    /// [`matvec_input_buffer`]), else [`MatMul::matvec_kernel`].
+    /// and `shape`: `matvec_split` where chosen, else `matvec_uniform` where
+    /// x can be read as a uniform (see [`matvec_input_buffer`]), else
+    /// [`MatMul::matvec_kernel`].
     pub fn matvec_kernel_for(
         &self,
         gpu: &Gpu,
         x: &wgpu::Buffer,
         shape: MatMulShape,
     ) -> (&'static str, &'static str) {
-        if uniform_x(gpu, x, 0, shape) {
+        if self.split_rows.is_none() && uniform_x(gpu, x, 0, shape) {
             self.matvec_uniform
         } else {
             self.matvec_kernel
@@ -332,9 +404,15 @@ impl MatMul {
         shape: MatMulShape,
         params: MatMulParams,
     ) -> Result<Dispatch> {
-        let groups = gpu.workgroups("matvec", shape.n_out, MATVEC_WORKGROUP_ROWS)?;
+        let groups = match self.split_rows {
+            Some(rows) => {
+                let needed = shape.n_out.div_ceil(u64::from(rows));
+                gpu.workgroups("matvec", needed.min(SPLIT_MAX_WORKGROUPS), 1)?
+            }
+            None => gpu.workgroups("matvec", shape.n_out, MATVEC_WORKGROUP_ROWS)?,
+        };
         let params = gpu.uniform(&format!("{label}.params"), &params)?;
-        let x_uniform = uniform_x(gpu, x.buffer, x.offset, shape);
+        let x_uniform = self.split_rows.is_none() && uniform_x(gpu, x.buffer, x.offset, shape);
         let kernel = if x_uniform {
             self.matvec_uniform
         } else {

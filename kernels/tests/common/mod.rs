@@ -81,20 +81,32 @@ pub fn gpu_cases() -> ProptestConfig {
     }
 }
 
-/// Runs `ty` weights (raw bytes) times `x` on `gpu` with `path`; with
-/// `uniform_x`, x lives in a buffer that `matvec` may read as a uniform (as
-/// the engine's activations do), so that `matvec_uniform` runs where x fits.
+/// Where and how a product runs: the device, whether x lives in a buffer
+/// that `matvec` may read as a uniform (as the engine's activations do, so
+/// that `matvec_uniform` runs where x fits), and the decode kernel.
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    pub gpu: &'a Gpu,
+    pub uniform_x: bool,
+    pub variant: seldon_kernels::matmul::MatvecVariant,
+}
+
+/// Runs `ty` weights (raw bytes) times `x` with `path` as `run` says.
 /// Callers serialize device use (see the lock in each test binary).
 pub fn run_matmul(
-    gpu: &Gpu,
+    run: Run<'_>,
     ty: seldon_formats::GgmlType,
     w: &[u8],
     x: &[f32],
     s: seldon_kernels::matmul::MatMulShape,
     path: seldon_kernels::matmul::MatMulPath,
-    uniform_x: bool,
 ) -> Vec<f32> {
-    let kernel = seldon_kernels::matmul::MatMul::new(gpu, ty).unwrap();
+    let Run {
+        gpu,
+        uniform_x,
+        variant,
+    } = run;
+    let kernel = seldon_kernels::matmul::MatMul::with_variant(gpu, ty, variant).unwrap();
     let wb = gpu.upload_bytes("weights", w).unwrap();
     let xb = if uniform_x {
         let usage = wgpu::BufferUsages::COPY_DST;
@@ -113,4 +125,34 @@ pub fn run_matmul(
         .unwrap();
     gpu.submit_and_wait("test.matmul", encoder).unwrap();
     read_output(gpu, "y", &yb, n)
+}
+
+/// The devices, x buffers and decode kernels a product on `path` is checked
+/// with: for matvec paths, the per-row kernels on the shared device (its
+/// subgroup variant where it has subgroups) from a storage and from a uniform
+/// x, the portable one on `portable`, and `matvec_split` where the shared
+/// device can run it; for the tiled path, the shared device once.
+pub fn matvec_runs(portable: &Gpu, path: seldon_kernels::matmul::MatMulPath) -> Vec<Run<'_>> {
+    use seldon_kernels::matmul::{MatMulPath, MatvecVariant, split_supported};
+    let shared = gpu();
+    let run = |gpu, uniform_x, variant| Run {
+        gpu,
+        uniform_x,
+        variant,
+    };
+    match path {
+        MatMulPath::Matvec | MatMulPath::MatvecChunks => {
+            let mut runs = vec![
+                run(shared, false, MatvecVariant::PerRow),
+                run(portable, false, MatvecVariant::PerRow),
+                run(shared, true, MatvecVariant::PerRow),
+            ];
+            if split_supported(shared) {
+                runs.push(run(shared, false, MatvecVariant::Split));
+                runs.push(run(shared, true, MatvecVariant::Split));
+            }
+            runs
+        }
+        _ => vec![run(shared, false, MatvecVariant::Auto)],
+    }
 }

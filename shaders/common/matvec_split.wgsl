@@ -1,0 +1,78 @@
+// matvec_split: the decode entry point of shaders/common/matmul_generic.wgsl
+// for GPUs: one subgroup per weight row, reduced with subgroupAdd. The
+// registry appends it after matmul_generic.wgsl to make the
+// `matmul_<group>_split` shaders, for devices with SUBGROUP whose subgroups
+// hold at most 64 invocations.
+//
+// In `matvec` (matmul_generic.wgsl) each invocation walks a whole row, so the
+// lanes of a warp read addresses row_bytes apart: one cache line per lane per
+// load. Here lane l of a subgroup of S takes units (blocks, or super-blocks)
+// l, l + S, l + 2S, ... of one row, so a warp's loads cover consecutive
+// blocks of that row, and the partial sums meet in one subgroupAdd per
+// column. The subgroup size is read at run time: the host dispatches enough
+// workgroups for 64 / subgroup_min_size rows each, at most 4096 of them
+// (SPLIT_MAX_WORKGROUPS), and a grid-stride loop over rows covers the rest
+// (more rows, or subgroups wider than the narrowest).
+// Activations are loaded per invocation (each lane is at a different unit).
+
+// Activations 32c..32c+31 of column `col`, a whole chunk: vec4 loads where
+// n_in is a multiple of 32 (block types), else element by element (a float
+// row's columns may start at any element).
+fn x32(col: u32, c: u32) -> W32 {
+    let base = col * params.n_in + c * 32u;
+    var v: W32;
+    if !MV_PARTIAL {
+        for (var i = 0u; i < 8u; i++) {
+            v[i] = x4[base / 4u + i];
+        }
+    } else {
+        for (var i = 0u; i < 8u; i++) {
+            let k = base + 4u * i;
+            v[i] = vec4<f32>(x[k], x[k + 1u], x[k + 2u], x[k + 3u]);
+        }
+    }
+    return v;
+}
+
+// The partial chunk that ends a float row, zero past n_in (once per row).
+fn x32_tail(col: u32, c: u32) -> W32 {
+    return x32_masked(col, c);
+}
+
+@compute @workgroup_size(64)
+fn matvec_split(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+    @builtin(subgroup_size) sg_size: u32,
+    @builtin(subgroup_id) sg_id: u32,
+    @builtin(num_subgroups) n_sg: u32,
+) {
+    // Every binding is used, as in matvec_rows (n_cols is never 0 here).
+    if params.n_cols == 0u {
+        y[0] = f32(weights[0] + weights4[0].x) + x[0] + x4[0].x;
+    }
+    let n_out = params.n_out;
+    let units = params.n_in / MV_UNIT;
+    // The row whose last, partial chunk (float rows) this lane adds.
+    let tail_lane = units % sg_size;
+    let has_tail = MV_PARTIAL && units * MV_UNIT < params.n_in;
+    let stride = nwg.x * nwg.y * n_sg;
+    // `row` is the same for the whole subgroup, so is every loop exit below
+    // but the unit loop's, after which the subgroup reconverges.
+    for (var row = (wid.x + wid.y * nwg.x) * n_sg + sg_id; row < n_out; row += stride) {
+        var acc = Acc();
+        for (var u = lane; u < units; u += sg_size) {
+            matvec_unit(row, u, &acc);
+        }
+        if has_tail && lane == tail_lane {
+            matvec_tail(row, units, &acc);
+        }
+        for (var col = 0u; col < MV_COLS; col++) {
+            let sum = subgroupAdd(acc[col]);
+            if lane == 0u {
+                y[col * n_out + row] = sum;
+            }
+        }
+    }
+}

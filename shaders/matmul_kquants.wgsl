@@ -216,10 +216,9 @@ fn matvec_unit_q2_k(row: u32, u: u32, acc: ptr<function, Acc>) {
             let ml1 = dmin * f32(s1 >> 4u);
             var w: W32;
             for (var m = 0u; m < 8u; m++) {
-                let v = (vec4<u32>(q[m]) >> (BYTE_SHIFTS + 2u * j)) & vec4<u32>(3u);
-                w[m] = select(dl1, dl0, m < 4u) * vec4<f32>(v) - select(ml1, ml0, m < 4u);
+                w[m] = vec4<f32>((vec4<u32>(q[m]) >> (BYTE_SHIFTS + 2u * j)) & vec4<u32>(3u));
             }
-            accumulate32(acc, w, 8u * u + c);
+            accumulate32_affine(acc, w, 8u * u + c, vec2<f32>(dl0, dl1), -vec2<f32>(ml0, ml1));
         }
     }
 }
@@ -254,10 +253,9 @@ fn matvec_unit_q3_k(row: u32, u: u32, acc: ptr<function, Acc>) {
             for (var m = 0u; m < 8u; m++) {
                 let low = (vec4<u32>(q[m]) >> (BYTE_SHIFTS + 2u * j)) & vec4<u32>(3u);
                 let high = (vec4<u32>(hm[m]) >> (BYTE_SHIFTS + c)) & vec4<u32>(1u);
-                let a = vec4<i32>(low + 4u * high) - vec4<i32>(4);
-                w[m] = select(dl1, dl0, m < 4u) * vec4<f32>(a);
+                w[m] = vec4<f32>(vec4<i32>(low + 4u * high) - vec4<i32>(4));
             }
-            accumulate32(acc, w, 8u * u + c);
+            accumulate32_scaled(acc, w, 8u * u + c, vec2<f32>(dl0, dl1));
         }
     }
 }
@@ -299,10 +297,9 @@ fn matvec_unit_q6_k(row: u32, u: u32, acc: ptr<function, Acc>) {
                 let qlw = select(ql[m], ql[8u + m], k % 2u == 1u);
                 let low = (vec4<u32>(qlw) >> (BYTE_SHIFTS + 4u * (k / 2u))) & vec4<u32>(0xFu);
                 let high = (vec4<u32>(qh[m]) >> (BYTE_SHIFTS + 2u * k)) & vec4<u32>(3u);
-                let q = vec4<i32>(low | (high << vec4<u32>(4u))) - vec4<i32>(32);
-                w[m] = select(d1, d0, m < 4u) * vec4<f32>(q);
+                w[m] = vec4<f32>(vec4<i32>(low | (high << vec4<u32>(4u))) - vec4<i32>(32));
             }
-            accumulate32(acc, w, 8u * u + 4u * h + k);
+            accumulate32_scaled(acc, w, 8u * u + 4u * h + k, vec2<f32>(d0, d1));
         }
     }
 }
@@ -336,9 +333,9 @@ fn matvec_unit_q45_k(row: u32, u: u32, acc: ptr<function, Acc>, block_bytes: u32
                 if q5 {
                     v += ((vec4<u32>(qh[k / 4u][k % 4u]) >> (BYTE_SHIFTS + j)) & vec4<u32>(1u)) * 16u;
                 }
-                w[k] = dl * vec4<f32>(v) - ml;
+                w[k] = vec4<f32>(v);
             }
-            accumulate32(acc, w, 8u * u + j);
+            accumulate32_affine(acc, w, 8u * u + j, vec2<f32>(dl), vec2<f32>(-ml));
         }
     }
 }

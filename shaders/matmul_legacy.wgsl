@@ -133,25 +133,33 @@ fn dequant8(row: u32, g: u32) -> W8 {
 
 // Whole blocks for matvec (block c of `row`), with the same f32 expressions.
 
-// The 4-bit quants of a block from its 16 bytes: element l in the low nibble
-// of byte l, element l + 16 in the high nibble.
-fn nibbles32(q: array<u32, 4>) -> W32 {
+// The 4-bit codes of a block from its 16 bytes, as f32: element l in the
+// low nibble of byte l, element l + 16 in the high nibble; `offset` is
+// subtracted as an integer (8 for Q4_0, 0 for Q4_1, whose offset is m).
+fn nibbles32(q: array<u32, 4>, offset: i32) -> W32 {
     var w: W32;
     for (var k = 0u; k < 4u; k++) {
-        w[k] = vec4<f32>((vec4<u32>(q[k]) >> BYTE_SHIFTS) & vec4<u32>(0xFu));
-        w[k + 4u] = vec4<f32>((vec4<u32>(q[k]) >> (BYTE_SHIFTS + 4u)) & vec4<u32>(0xFu));
+        let lo = (vec4<u32>(q[k]) >> BYTE_SHIFTS) & vec4<u32>(0xFu);
+        let hi = (vec4<u32>(q[k]) >> (BYTE_SHIFTS + 4u)) & vec4<u32>(0xFu);
+        w[k] = vec4<f32>(vec4<i32>(lo) - offset);
+        w[k + 4u] = vec4<f32>(vec4<i32>(hi) - offset);
     }
     return w;
 }
 
-// The fifth bits (bit e of qh for element e) as 0 or 16, added to the nibbles.
-fn add_fifth_bits(w: W32, qh: u32) -> W32 {
-    var v = w;
-    for (var k = 0u; k < 8u; k++) {
-        let bits = (vec4<u32>(qh) >> (vec4<u32>(0u, 1u, 2u, 3u) + 4u * k)) & vec4<u32>(1u);
-        v[k] += vec4<f32>(bits * 16u);
+// The 5-bit codes of Q5_0/Q5_1 (nibbles plus bit e of qh for element e, as
+// 16), minus `offset` (16 for Q5_0, 0 for Q5_1), as f32.
+fn fives32(q: array<u32, 4>, qh: u32, offset: i32) -> W32 {
+    var w: W32;
+    for (var k = 0u; k < 4u; k++) {
+        let lo = (vec4<u32>(q[k]) >> BYTE_SHIFTS) & vec4<u32>(0xFu);
+        let hi = (vec4<u32>(q[k]) >> (BYTE_SHIFTS + 4u)) & vec4<u32>(0xFu);
+        let blo = (vec4<u32>(qh) >> (vec4<u32>(0u, 1u, 2u, 3u) + 4u * k)) & vec4<u32>(1u);
+        let bhi = (vec4<u32>(qh) >> (vec4<u32>(16u, 17u, 18u, 19u) + 4u * k)) & vec4<u32>(1u);
+        w[k] = vec4<f32>(vec4<i32>(lo | (blo << vec4<u32>(4u))) - offset);
+        w[k + 4u] = vec4<f32>(vec4<i32>(hi | (bhi << vec4<u32>(4u))) - offset);
     }
-    return v;
+    return w;
 }
 
 // Words k.. of the windowed block from byte rel (k < 8).
@@ -159,56 +167,10 @@ fn win_words4(rel: u32) -> array<u32, 4> {
     return array<u32, 4>(win_u32(rel), win_u32(rel + 4u), win_u32(rel + 8u), win_u32(rel + 12u));
 }
 
-// Block c of `row` for matvec, read through one window: 2 vec4 loads for
-// blocks of 18..24 bytes at any even offset (Q5_0: 3), 3 for Q8_0's 34.
-fn dequant32_legacy(row: u32, c: u32) -> W32 {
-    var w: W32;
-    switch WEIGHT_TYPE {
-        case Q4_0: {
-            load_window(row * params.row_bytes + c * 18u, 2u);
-            let d = f16_bits_to_f32(win_u32(0u) & 0xFFFFu);
-            w = nibbles32(win_words4(2u));
-            for (var k = 0u; k < 8u; k++) { w[k] = (w[k] - 8.0) * d; }
-        }
-        case Q4_1: {
-            load_window(row * params.row_bytes + c * 20u, 2u);
-            let dm = win_u32(0u);
-            let d = f16_bits_to_f32(dm & 0xFFFFu);
-            let m = f16_bits_to_f32(dm >> 16u);
-            w = nibbles32(win_words4(4u));
-            for (var k = 0u; k < 8u; k++) { w[k] = w[k] * d + m; }
-        }
-        case Q5_0: {
-            load_window(row * params.row_bytes + c * 22u, 3u);
-            let d = f16_bits_to_f32(win_u32(0u) & 0xFFFFu);
-            w = add_fifth_bits(nibbles32(win_words4(6u)), win_u32(2u));
-            for (var k = 0u; k < 8u; k++) { w[k] = (w[k] - 16.0) * d; }
-        }
-        case Q5_1: {
-            load_window(row * params.row_bytes + c * 24u, 2u);
-            let dm = win_u32(0u);
-            let d = f16_bits_to_f32(dm & 0xFFFFu);
-            let m = f16_bits_to_f32(dm >> 16u);
-            w = add_fifth_bits(nibbles32(win_words4(8u)), win_u32(4u));
-            for (var k = 0u; k < 8u; k++) { w[k] = w[k] * d + m; }
-        }
-        case Q8_0: {
-            load_window(row * params.row_bytes + c * 34u, 3u);
-            let d = f16_bits_to_f32(win_u32(0u) & 0xFFFFu);
-            for (var k = 0u; k < 8u; k++) {
-                let q = win_u32(2u + 4u * k);
-                let s = bitcast<vec4<i32>>(vec4<u32>(q) << (vec4<u32>(24u) - BYTE_SHIFTS));
-                w[k] = vec4<f32>(s >> vec4<u32>(24u)) * d;
-            }
-        }
-        default: {}
-    }
-    return w;
-}
-
-// Elements 32c..32c+31 of weight row `row`: block c.
+// Elements 32c..32c+31 of weight row `row` (the generic part wants one;
+// matvec_unit below works on codes).
 fn dequant32(row: u32, c: u32) -> W32 {
-    return dequant32_legacy(row, c);
+    return dequant32_by8(row, c);
 }
 
 // matvec's unit: one block (float rows: one chunk) of 32.
@@ -216,6 +178,48 @@ const MV_UNIT: u32 = 32u;
 // Float rows may end mid-chunk (any n_in); block rows never do.
 const MV_PARTIAL: bool = false;
 
+// Block u of `row` through one window (2 vec4 loads for blocks of 18..24
+// bytes at any even offset, Q5_0: 3; 3 for Q8_0's 34), as integer codes
+// with the scale (and Q4_1/Q5_1's offset m) applied per chunk by
+// accumulate32_scaled/_affine: ggml's x = d * q (+ m).
 fn matvec_unit(row: u32, u: u32, acc: ptr<function, Acc>) {
-    matvec_unit_by32(row, u, acc);
+    switch WEIGHT_TYPE {
+        case Q4_0: {
+            load_window(row * params.row_bytes + u * 18u, 2u);
+            let d = f16_bits_to_f32(win_u32(0u) & 0xFFFFu);
+            accumulate32_scaled(acc, nibbles32(win_words4(2u), 8), u, vec2<f32>(d));
+        }
+        case Q4_1: {
+            load_window(row * params.row_bytes + u * 20u, 2u);
+            let dm = win_u32(0u);
+            let d = f16_bits_to_f32(dm & 0xFFFFu);
+            let m = f16_bits_to_f32(dm >> 16u);
+            accumulate32_affine(acc, nibbles32(win_words4(4u), 0), u, vec2<f32>(d), vec2<f32>(m));
+        }
+        case Q5_0: {
+            load_window(row * params.row_bytes + u * 22u, 3u);
+            let d = f16_bits_to_f32(win_u32(0u) & 0xFFFFu);
+            accumulate32_scaled(acc, fives32(win_words4(6u), win_u32(2u), 16), u, vec2<f32>(d));
+        }
+        case Q5_1: {
+            load_window(row * params.row_bytes + u * 24u, 2u);
+            let dm = win_u32(0u);
+            let d = f16_bits_to_f32(dm & 0xFFFFu);
+            let m = f16_bits_to_f32(dm >> 16u);
+            let q = fives32(win_words4(8u), win_u32(4u), 0);
+            accumulate32_affine(acc, q, u, vec2<f32>(d), vec2<f32>(m));
+        }
+        case Q8_0: {
+            load_window(row * params.row_bytes + u * 34u, 3u);
+            let d = f16_bits_to_f32(win_u32(0u) & 0xFFFFu);
+            var q: W32;
+            for (var k = 0u; k < 8u; k++) {
+                let w = win_u32(2u + 4u * k);
+                let s = bitcast<vec4<i32>>(vec4<u32>(w) << (vec4<u32>(24u) - BYTE_SHIFTS));
+                q[k] = vec4<f32>(s >> vec4<u32>(24u));
+            }
+            accumulate32_scaled(acc, q, u, vec2<f32>(d));
+        }
+        default: {}
+    }
 }

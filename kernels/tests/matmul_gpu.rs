@@ -516,28 +516,31 @@ fn matvec_split_runs_where_the_device_can() {
 }
 
 /// Activations in a `matvec_input_buffer` are read as a uniform wherever they
-/// fit the 64 KiB binding (the products above then run `matvec_uniform`);
-/// elsewhere the storage kernel runs.
+/// fit the 64 KiB binding and the decode kernel would otherwise be the
+/// portable `matvec` (the products above run `matvec_uniform` on the
+/// portable device); elsewhere the storage kernel runs. Where the device has
+/// subgroups, `matvec_subgroups` (or `matvec_split`) runs whatever x is.
 #[test]
 fn matvec_reads_activations_as_a_uniform_where_they_fit() {
-    let (gpu, _lock) = gpu();
-    let kernel = MatMul::new(gpu, GgmlType::Q8_0).unwrap();
-    let usage = wgpu::BufferUsages::COPY_DST;
-    let x = matvec_input_buffer(gpu, "x", 4 * 2048, usage).unwrap();
-    let plain = gpu.upload_f32("plain", &[0.0; 2048]).unwrap();
-    let fits = shape(2048, 64, 8);
-    let wide = shape(2048, 64, 9);
-    assert_eq!(kernel.matvec_kernel_for(gpu, &x, fits).1, "matvec_uniform");
-    assert_eq!(
-        kernel.matvec_kernel_for(gpu, &x, shape(4096, 64, 5)),
-        kernel.matvec_kernel()
-    );
-    assert_eq!(
-        kernel.matvec_kernel_for(gpu, &x, wide),
-        kernel.matvec_kernel()
-    );
-    assert_eq!(
-        kernel.matvec_kernel_for(gpu, &plain, fits),
-        kernel.matvec_kernel()
-    );
+    let _lock = lock();
+    for gpu in [portable_gpu(), common::gpu()] {
+        let kernel = MatMul::new(gpu, GgmlType::Q8_0).unwrap();
+        let usage = wgpu::BufferUsages::COPY_DST;
+        let x = matvec_input_buffer(gpu, "x", 4 * 2048, usage).unwrap();
+        let plain = gpu.upload_f32("plain", &[0.0; 2048]).unwrap();
+        let fits = shape(2048, 64, 8);
+        let wide = shape(2048, 64, 9);
+        let want = if kernel.matvec_kernel().1 == "matvec" {
+            "matvec_uniform"
+        } else {
+            kernel.matvec_kernel().1
+        };
+        assert_eq!(kernel.matvec_kernel_for(gpu, &x, fits).1, want);
+        for (buffer, s) in [(&x, shape(4096, 64, 5)), (&x, wide), (&plain, fits)] {
+            assert_eq!(
+                kernel.matvec_kernel_for(gpu, buffer, s),
+                kernel.matvec_kernel()
+            );
+        }
+    }
 }

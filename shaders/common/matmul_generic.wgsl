@@ -1,18 +1,20 @@
 // matmul_generic: the part of every matmul_<group>.wgsl that does not depend
-// on the weight type: params, bindings, byte readers and the three entry
-// points (matvec, matmul, dequantize). WGSL has no includes, so the shader
-// registry (kernels/src/shaders/mod.rs) appends this file to each group's
-// decoders at build time, then matvec_portable.wgsl or matvec_subgroups.wgsl
-// (the decode entry point and its activation loads, x32); alone it does not
-// validate. The entry points see the weights only through what every group
-// defines:
+// on the weight type: params, bindings, byte readers and the body of the
+// decode kernels (matvec). WGSL has no includes, so the shader registry
+// (kernels/src/shaders/mod.rs) appends this file to each group's decoders at
+// build time, then one decode entry point with its activation loads (x32):
+// matvec_portable.wgsl (after matmul_tiled.wgsl, the prefill and dequantize
+// entry points), matvec_subgroups.wgsl, matvec_uniform.wgsl or
+// matvec_split.wgsl; alone it does not validate. The entry points see the
+// weights only through what every group defines:
 //   fn dequant8(row: u32, g: u32) -> W8    elements 8g..8g+7 of a row
 //   fn dequant32(row: u32, c: u32) -> W32  elements 32c..32c+31 of a row
 //   const MV_PARTIAL: bool  whether n_in may end mid-chunk (float types), so
 //     that the quantized groups compile no tail checks at all
 //   const MV_UNIT: u32 and fn matvec_unit(row, u, acc): accumulate elements
-//     MV_UNIT u.. of a row into acc through accumulate32 (matvec_unit_by32
-//     does it with dequant32 for MV_UNIT = 32)
+//     MV_UNIT u.. of a row into acc through accumulate32 (weights) or
+//     accumulate32_scaled/_affine (codes and per-half scales)
+//     (matvec_unit_by32 does it with dequant32 for MV_UNIT = 32)
 // (dequant32 may return anything past n_in; the callers mask it).
 
 struct MatMulParams {
@@ -237,11 +239,52 @@ fn accumulate32(acc: ptr<function, Acc>, w: W32, c: u32) {
 }
 
 fn dot32(w: W32, xv: W32) -> f32 {
-    var s = w[0] * xv[0];
-    for (var i = 1u; i < 8u; i++) {
-        s += w[i] * xv[i];
+    let s = dot_halves(w, xv);
+    return s.x + s.y;
+}
+
+fn hsum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// q . x over elements 0..15 (.x) and 16..31 (.y) of a chunk, by fused
+// multiply-adds (llvmpipe does not contract a * b + c on its own).
+fn dot_halves(q: W32, xv: W32) -> vec2<f32> {
+    var s0 = q[0] * xv[0];
+    var s1 = q[4] * xv[4];
+    for (var i = 1u; i < 4u; i++) {
+        s0 = fma(q[i], xv[i], s0);
+        s1 = fma(q[i + 4u], xv[i + 4u], s1);
     }
-    return (s.x + s.y) + (s.z + s.w);
+    return vec2<f32>(hsum4(s0), hsum4(s1));
+}
+
+// The block decoders' matvec step, for weights w = d q (+ m) with codes q
+// (as f32) and one scale d (and offset m) per half chunk of 16 (.x for
+// elements 0..15, .y for 16..31; types with one scale per block pass it
+// twice): acc[col] += d . (q . x) (+ m . sum x), per half. The scale and the
+// offset are applied once per half instead of once per weight, as
+// llama.cpp's kernels do (d * sum(q y) + m * sum(y)): two operations fewer
+// per weight, which is what decode on llvmpipe spends its time on.
+fn accumulate32_scaled(acc: ptr<function, Acc>, q: W32, c: u32, d: vec2<f32>) {
+    for (var col = 0u; col < MV_COLS; col++) {
+        let r = d * dot_halves(q, x32(col, c));
+        (*acc)[col] += r.x + r.y;
+    }
+}
+
+fn accumulate32_affine(acc: ptr<function, Acc>, q: W32, c: u32, d: vec2<f32>, m: vec2<f32>) {
+    for (var col = 0u; col < MV_COLS; col++) {
+        let xv = x32(col, c);
+        var t0 = xv[0];
+        var t1 = xv[4];
+        for (var i = 1u; i < 4u; i++) {
+            t0 += xv[i];
+            t1 += xv[i + 4u];
+        }
+        let r = d * dot_halves(q, xv) + m * vec2<f32>(hsum4(t0), hsum4(t1));
+        (*acc)[col] += r.x + r.y;
+    }
 }
 
 // Activations 32c.. of column `col` from the storage binding, zero past n_in
@@ -304,113 +347,6 @@ fn matvec_rows(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
     if row < n_out {
         for (var col = 0u; col < MV_COLS; col++) {
             y[col * n_out + row] = acc[col];
-        }
-    }
-}
-
-// matmul (prefill): each workgroup computes a tile of MM_OUT weight rows by
-// MM_COLS columns (tokens). Per step of MM_K = 32 elements, each of the 256
-// invocations decodes one group of 8 weights into mm_w and loads 4
-// activations into mm_x, so W is read once per 32 tokens instead of once per
-// token; each invocation then accumulates 4 outputs x 2 columns from
-// workgroup memory. The tiles are stored k-major, so the inner loop does one
-// vec4 and one vec2 load for 8 multiply-adds. 12 KiB of workgroup memory fits
-// WebGPU's 16 KiB minimum. Rows, columns and elements past the ends are
-// zeros, so any n_out, n_cols and (for float weights) n_in work.
-const MM_OUT: u32 = 64u;
-const MM_COLS: u32 = 32u;
-const MM_K: u32 = 32u;
-
-// [k][out / 4] and [k][col / 2].
-var<workgroup> mm_w: array<vec4<f32>, 512>;
-var<workgroup> mm_x: array<vec2<f32>, 512>;
-
-@compute @workgroup_size(256)
-fn matmul(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let n_in = params.n_in;
-    let out0 = wid.x * MM_OUT;
-    let col0 = wid.y * MM_COLS;
-    // What this invocation computes: outputs out0 + 4 * to.., columns col0 + 2 * tc..
-    let to = lid % 16u;
-    let tc = lid / 16u;
-    // What it loads: group w_grp of row w_row, and 4 activations of column x_col.
-    let w_row = lid / 4u;
-    let w_grp = lid % 4u;
-    let x_col = lid / 8u;
-    let x_k = (lid % 8u) * 4u;
-    var acc0 = vec4<f32>();
-    var acc1 = vec4<f32>();
-    for (var k0 = 0u; k0 < n_in; k0 += MM_K) {
-        var w = W8(vec4<f32>(), vec4<f32>());
-        if out0 + w_row < params.n_out && k0 + w_grp * 8u < n_in {
-            w = dequant8(out0 + w_row, k0 / 8u + w_grp);
-        }
-        for (var i = 0u; i < 4u; i++) {
-            mm_w[(w_grp * 8u + i) * 16u + w_row / 4u][w_row % 4u] = w.a[i];
-            mm_w[(w_grp * 8u + 4u + i) * 16u + w_row / 4u][w_row % 4u] = w.b[i];
-        }
-        var xv = vec4<f32>();
-        if col0 + x_col < params.n_cols {
-            let base = (col0 + x_col) * n_in + k0 + x_k;
-            for (var i = 0u; i < 4u; i++) {
-                if k0 + x_k + i < n_in {
-                    xv[i] = x[base + i];
-                }
-            }
-        }
-        for (var i = 0u; i < 4u; i++) {
-            mm_x[(x_k + i) * 16u + x_col / 2u][x_col % 2u] = xv[i];
-        }
-        workgroupBarrier();
-        for (var k = 0u; k < MM_K; k++) {
-            let wv = mm_w[k * 16u + to];
-            let xk = mm_x[k * 16u + tc];
-            acc0 += wv * xk.x;
-            acc1 += wv * xk.y;
-        }
-        workgroupBarrier();
-    }
-    let n_out = params.n_out;
-    for (var i = 0u; i < 4u; i++) {
-        let o = out0 + to * 4u + i;
-        let c = col0 + tc * 2u;
-        if o < n_out && c < params.n_cols {
-            y[c * n_out + o] = acc0[i];
-        }
-        if o < n_out && c + 1u < params.n_cols {
-            y[(c + 1u) * n_out + o] = acc1[i];
-        }
-    }
-}
-
-// dequantize: y = W as n_out rows of n_in f32, one invocation per group of 8.
-// Not used for inference: it lets tests compare the GPU decoder with the CPU
-// dequantizer value by value. Workgroups past 65535 fold into 2-D.
-@compute @workgroup_size(64)
-fn dequantize(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let n_in = params.n_in;
-    let groups = (n_in + 7u) / 8u;
-    let idx = (wid.x + wid.y * nwg.x) * 64u + lid;
-    if groups == 0u || idx / groups >= params.n_out {
-        return;
-    }
-    let row = idx / groups;
-    let g = idx % groups;
-    let w = dequant8(row, g);
-    let base = row * n_in + g * 8u;
-    for (var i = 0u; i < 4u; i++) {
-        if g * 8u + i < n_in {
-            y[base + i] = w.a[i];
-        }
-        if g * 8u + 4u + i < n_in {
-            y[base + 4u + i] = w.b[i];
         }
     }
 }

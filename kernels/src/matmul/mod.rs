@@ -139,8 +139,9 @@ pub enum MatvecVariant {
     /// of one core and the per-row kernels read each weight once per lane.
     #[default]
     Auto,
-    /// One invocation per row: `matvec_uniform` where x can be read as a
-    /// uniform, else `matvec_subgroups` or the portable `matvec`.
+    /// One invocation per row: `matvec_subgroups` where the device has
+    /// subgroups of at least 8, else `matvec_uniform` where x can be read
+    /// as a uniform, else the portable `matvec`.
     PerRow,
     /// One subgroup per row, reduced with subgroupAdd (`matvec_split`); an
     /// error where [`split_supported`] is false.
@@ -249,20 +250,38 @@ impl MatMul {
     }
 
     /// The shader and entry point that `matvec` runs for activations in `x`
-    /// and `shape`: `matvec_split` where chosen, else `matvec_uniform` where
-    /// x can be read as a uniform (see [`matvec_input_buffer`]), else
-    /// [`MatMul::matvec_kernel`].
+    /// and `shape`: `matvec_uniform` where the decode kernel is the portable
+    /// `matvec` and x can be read as a uniform (see [`matvec_input_buffer`]),
+    /// else [`MatMul::matvec_kernel`].
     pub fn matvec_kernel_for(
         &self,
         gpu: &Gpu,
         x: &wgpu::Buffer,
         shape: MatMulShape,
     ) -> (&'static str, &'static str) {
-        if self.split_rows.is_none() && uniform_x(gpu, x, 0, shape) {
+        if self.reads_uniform_x(gpu, x, 0, shape) {
             self.matvec_uniform
         } else {
             self.matvec_kernel
         }
+    }
+
+    /// Whether decode reads x at `offset` of `x` as a uniform
+    /// (`matvec_uniform`): only where the decode kernel would otherwise be
+    /// the portable `matvec`, whose invocations all load the same
+    /// activations. `matvec_subgroups` loads each activation once per
+    /// subgroup and broadcasts it, which measured faster on lavapipe (a
+    /// uniform load at an index that is not a constant is still a per-lane
+    /// gather there: Q8_0 2048x6144 3.3-4.9 ms against 4.7-7.7 ms over three
+    /// processes each), and `matvec_split` has each lane at its own block.
+    fn reads_uniform_x(
+        &self,
+        gpu: &Gpu,
+        x: &wgpu::Buffer,
+        offset: u64,
+        shape: MatMulShape,
+    ) -> bool {
+        self.matvec_kernel.1 == "matvec" && uniform_x(gpu, x, offset, shape)
     }
 
     /// Records `y = W x` for `shape`, choosing `matvec` or `matmul` by the
@@ -412,7 +431,7 @@ impl MatMul {
             None => gpu.workgroups("matvec", shape.n_out, MATVEC_WORKGROUP_ROWS)?,
         };
         let params = gpu.uniform(&format!("{label}.params"), &params)?;
-        let x_uniform = self.split_rows.is_none() && uniform_x(gpu, x.buffer, x.offset, shape);
+        let x_uniform = self.reads_uniform_x(gpu, x.buffer, x.offset, shape);
         let kernel = if x_uniform {
             self.matvec_uniform
         } else {
@@ -719,6 +738,9 @@ mod tests {
     const GENERIC: &str = "common/matmul_generic.wgsl";
     const PORTABLE: &str = "common/matvec_portable.wgsl";
     const SUBGROUPS: &str = "common/matvec_subgroups.wgsl";
+    const UNIFORM: &str = "common/matvec_uniform.wgsl";
+    const SPLIT: &str = "common/matvec_split.wgsl";
+    const TILED: &str = "common/matmul_tiled.wgsl";
 
     fn source(shader: &str) -> &'static str {
         find(shader).map(|s| s.source).unwrap_or_default()
@@ -745,22 +767,48 @@ mod tests {
     fn every_group_appends_the_generic_part_and_it_matches_the_constants() {
         for shader in GROUP_SHADERS {
             let info = find(shader).unwrap_or_else(|| panic!("{shader} missing"));
-            assert_eq!(info.appended, [GENERIC, PORTABLE], "{shader}");
-            let sg = format!("{shader}_subgroups");
-            let sg = find(&sg).unwrap_or_else(|| panic!("{sg} missing"));
-            assert_eq!(sg.appended, [GENERIC, SUBGROUPS], "{shader}");
-            assert!(sg.needs_subgroups && sg.path == info.path, "{shader}");
-            for (source, entry) in [(info.source, "matvec"), (sg.source, "matvec_subgroups")] {
+            assert_eq!(info.appended, [GENERIC, TILED, PORTABLE], "{shader}");
+            for line in [
+                format!("const MV_WG: u32 = {MATVEC_WORKGROUP_ROWS}u;"),
+                format!("const MV_MAX_COLS: u32 = {MATVEC_MAX_COLS}u;"),
+                format!("@workgroup_size({MATVEC_WORKGROUP_ROWS})\nfn matvec("),
+                format!("const MM_OUT: u32 = {MATMUL_TILE_OUT}u;"),
+                format!("const MM_COLS: u32 = {MATMUL_TILE_COLS}u;"),
+                format!("@workgroup_size({DEQUANTIZE_WORKGROUP})\nfn dequantize("),
+                format!("* {DEQUANTIZE_WORKGROUP}u + lid;"),
+            ] {
+                assert!(info.source.contains(&line), "{shader}: missing `{line}`");
+            }
+            // The decode-only variants: the generic part and their entry point.
+            for (suffix, file, entry, workgroup, subgroups) in [
+                (
+                    "subgroups",
+                    SUBGROUPS,
+                    "matvec_subgroups",
+                    MATVEC_WORKGROUP_ROWS,
+                    true,
+                ),
+                (
+                    "uniform",
+                    UNIFORM,
+                    "matvec_uniform",
+                    MATVEC_WORKGROUP_ROWS,
+                    false,
+                ),
+                ("split", SPLIT, "matvec_split", SPLIT_WORKGROUP, true),
+            ] {
+                let name = format!("{shader}_{suffix}");
+                let v = find(&name).unwrap_or_else(|| panic!("{name} missing"));
+                assert_eq!(v.appended, [GENERIC, file], "{name}");
+                assert!(
+                    v.needs_subgroups == subgroups && v.path == info.path,
+                    "{name}"
+                );
                 for line in [
-                    format!("const MV_WG: u32 = {MATVEC_WORKGROUP_ROWS}u;"),
                     format!("const MV_MAX_COLS: u32 = {MATVEC_MAX_COLS}u;"),
-                    format!("@workgroup_size({MATVEC_WORKGROUP_ROWS})\nfn {entry}("),
-                    format!("const MM_OUT: u32 = {MATMUL_TILE_OUT}u;"),
-                    format!("const MM_COLS: u32 = {MATMUL_TILE_COLS}u;"),
-                    format!("@workgroup_size({DEQUANTIZE_WORKGROUP})\nfn dequantize("),
-                    format!("* {DEQUANTIZE_WORKGROUP}u + lid;"),
+                    format!("@workgroup_size({workgroup})\nfn {entry}("),
                 ] {
-                    assert!(source.contains(&line), "{shader}: missing `{line}`");
+                    assert!(v.source.contains(&line), "{name}: missing `{line}`");
                 }
             }
         }

@@ -145,7 +145,7 @@ pub fn matvec_runs(portable: &Gpu, path: seldon_kernels::matmul::MatMulPath) -> 
             let mut runs = vec![
                 run(shared, false, MatvecVariant::PerRow),
                 run(portable, false, MatvecVariant::PerRow),
-                run(shared, true, MatvecVariant::PerRow),
+                run(portable, true, MatvecVariant::PerRow),
             ];
             if split_supported(shared) {
                 runs.push(run(shared, false, MatvecVariant::Split));

@@ -29,7 +29,7 @@ def main() -> None:
         for r in run:
             if r["kernel"] == "copy":
                 ceilings.append(r["gbps"])
-            elif r["shape"] == shape and r["kernel"] in ("matvec", "matvec_q8_dot4") and r.get("n_cols", 1) == 1:
+            elif r["shape"] == shape and r["kernel"] in ("matvec", "matvec_split", "matvec_rows", "matvec_q8_dot4") and r.get("n_cols", 1) == 1:
                 rows.setdefault((r["kernel"], r["type"]), []).append(r)
     print(f"copy ceiling: median {statistics.median(ceilings):.2f} GB/s over {len(ceilings)} runs "
           f"(range {min(ceilings):.2f}-{max(ceilings):.2f})\n")

@@ -123,6 +123,17 @@ fn accumulate_trits(acc: ptr<function, Acc>, t: array<vec4<u32>, 8>, d: f32, c: 
     }
 }
 
+// Chunk c of a TQ2_0 block: trits at bits 2n of the half's 32 bytes q. Called
+// with constant n, not from a loop: the loop stayed rolled (its shifts by a
+// run-time amount, its body behind a branch).
+fn tq2_chunk(acc: ptr<function, Acc>, q: array<u32, 8>, n: u32, d: f32, c: u32) {
+    var t: array<vec4<u32>, 8>;
+    for (var k = 0u; k < 8u; k++) {
+        t[k] = (vec4<u32>(q[k]) >> (BYTE_SHIFTS + 2u * n)) & vec4<u32>(3u);
+    }
+    accumulate_trits(acc, t, d, c);
+}
+
 fn matvec_unit(row: u32, u: u32, acc: ptr<function, Acc>) {
     var t: array<vec4<u32>, 8>;
     if WEIGHT_TYPE == TQ2_0 {
@@ -130,15 +141,15 @@ fn matvec_unit(row: u32, u: u32, acc: ptr<function, Acc>) {
         load_window(row * params.row_bytes + u * 66u, 5u);
         let d = f16_bits_to_f32(win_u32(64u) & 0xFFFFu);
         let qs = win_halves(0u);
-        for (var h = 0u; h < 2u; h++) {
-            let q = half_words(qs, h);
-            for (var n = 0u; n < 4u; n++) {
-                for (var k = 0u; k < 8u; k++) {
-                    t[k] = (vec4<u32>(q[k]) >> (BYTE_SHIFTS + 2u * n)) & vec4<u32>(3u);
-                }
-                accumulate_trits(acc, t, d, 8u * u + 4u * h + n);
-            }
-        }
+        // Written out (see tq2_chunk).
+        tq2_chunk(acc, qs.lo, 0u, d, 8u * u);
+        tq2_chunk(acc, qs.lo, 1u, d, 8u * u + 1u);
+        tq2_chunk(acc, qs.lo, 2u, d, 8u * u + 2u);
+        tq2_chunk(acc, qs.lo, 3u, d, 8u * u + 3u);
+        tq2_chunk(acc, qs.hi, 0u, d, 8u * u + 4u);
+        tq2_chunk(acc, qs.hi, 1u, d, 8u * u + 5u);
+        tq2_chunk(acc, qs.hi, 2u, d, 8u * u + 6u);
+        tq2_chunk(acc, qs.hi, 3u, d, 8u * u + 7u);
         return;
     }
     // TQ1_0: qs[48] at 0, qh[4] at 48, d at 52. Chunk j < 5 is trit j of

@@ -4,11 +4,13 @@
 //! and f32 accumulation (the portable path, for any adapter).
 //!
 //! One [`MatMul`] per weight type records either kernel of its shader:
-//! `matvec` for decode (at most [`MATVEC_MAX_COLS`] activation columns; it
-//! reads x as a uniform where x's buffer allows it, see
-//! [`matvec_input_buffer`]) or, for prefill, the tiled `matmul` (GPUs) or
-//! `matvec` over chunks of 8 columns (block types on CPU adapters);
-//! [`MatMulPath`] forces one. A third entry point,
+//! a decode kernel for at most [`MATVEC_MAX_COLS`] activation columns
+//! ([`MatvecVariant`]: `matvec_split`, one subgroup per row, on GPUs; one
+//! invocation per row on CPU adapters, sharing activations by subgroup
+//! broadcasts, or reading them as a uniform where the device has no
+//! subgroups and x's buffer allows it, see [`matvec_input_buffer`]) or, for
+//! prefill, the tiled `matmul` (GPUs) or the decode kernel over chunks of 8
+//! columns (block types on CPU adapters); [`MatMulPath`] forces one. A third entry point,
 //! `dequantize`, writes the decoded weights as f32 so that tests can hold the
 //! GPU decoder to the CPU dequantizer value by value. [`reference()`] is the
 //! CPU oracle. [`Dot4MatVec`] is an opt-in decode variant that quantizes
@@ -16,9 +18,10 @@
 //! the weight type, and uses `dot4I8Packed`.
 //!
 //! # Adding weight types (Q2_K..Q6_K, TQ1_0, TQ2_0, ...)
-//! Each group of types is one shader made of two files: the group's decoders
-//! and `shaders/common/matmul_generic.wgsl` (params, bindings, byte readers,
-//! the entry points), which the registry appends (WGSL has no includes).
+//! Each group of types is a shader made of the group's decoders and
+//! `shaders/common/matmul_generic.wgsl` (params, bindings, byte readers,
+//! the decode body), then the entry points of one variant, which the
+//! registry appends (WGSL has no includes).
 //! 1. Create `shaders/matmul_<group>.wgsl`: a header comment, `override
 //!    WEIGHT_TYPE: u32;`, one `const <NAME>: u32 = <ggml id>u;` per type,
 //!    `fn dequant8(row: u32, g: u32) -> W8` returning elements `8g..8g+7` of
@@ -30,11 +33,16 @@
 //!    `MV_UNIT`, `MV_PARTIAL` and `fn matvec_unit(row, u, acc)`, the decode
 //!    loop's body: decode one block (or super-block) whole through a vec4
 //!    window (`load_window`, `win_u32`; keep window indices constants once
-//!    loops unroll) and hand each 32 weights to `accumulate32`. That is what
-//!    makes decode fast (shaders/common/matmul_generic.wgsl has the numbers).
-//! 2. Register the file in [`crate::shaders::ALL`] three times, with the
-//!    generic part and each matvec variant appended (`matvec_portable`,
-//!    `_subgroups`, `_uniform`; see the existing groups).
+//!    loops unroll) and hand each 32 weights to `accumulate32` (decoded
+//!    weights) or their integer codes and per-16 scales to
+//!    `accumulate32_scaled`/`_affine`; call per-chunk helpers with constant
+//!    shifts rather than loop where llvmpipe keeps a loop rolled. That is
+//!    what makes decode fast (shaders/common/matmul_generic.wgsl and
+//!    bench/RESULTS.md have the numbers).
+//! 2. Register the file in [`crate::shaders::ALL`] four times, with the
+//!    generic part and each decode variant appended (`matmul_tiled` +
+//!    `matvec_portable`, `matvec_subgroups`, `matvec_uniform`,
+//!    `matvec_split`; see the existing groups).
 //! 3. Add one arm to `groups::shader_for` and the types to [`SUPPORTED_TYPES`]
 //!    and the shader to [`GROUP_SHADERS`]. The tests in `groups` check that the
 //!    WGSL type ids and block sizes are ggml's; add the types to the lists in

@@ -139,24 +139,7 @@ fn check_against(
     let nmse =
         check_nmse(want, got, NMSE_MATMUL).map_err(|e| format!("{ty} {s:?} {path:?}: {e}"))?;
     let dense = dequantize_reference(ty, w, s.n_in, s.n_out).unwrap();
-    let (n_in, n_out) = (s.n_in as usize, s.n_out as usize);
-    let u = f64::from(f32::EPSILON) / 2.0;
-    for (idx, (&g, &e)) in got.iter().zip(want).enumerate() {
-        let (c, o) = (idx / n_out, idx % n_out);
-        let row = &dense[o * n_in..(o + 1) * n_in];
-        let col = &x[c * n_in..(c + 1) * n_in];
-        let abs: f64 = row
-            .iter()
-            .zip(col)
-            .map(|(&a, &b)| f64::from(a * b).abs())
-            .sum();
-        let bound = 2.0 * n_in as f64 * u * abs + 1e-30;
-        if (f64::from(g) - f64::from(e)).abs() > bound {
-            return Err(format!(
-                "{ty} {s:?} {path:?}: y[{c}][{o}] = {g}, reference {e}, bound {bound:e}"
-            ));
-        }
-    }
+    common::check_outputs(&ty.to_string(), path, s, &dense, x, want, got)?;
     Ok(nmse)
 }
 
@@ -249,6 +232,21 @@ macro_rules! product_tests {
                             let s = shape(n_in, n_out, n_cols);
                             let r = check_product($ty, s, MatMulPath::Matmul, seed);
                             prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+                        }
+
+                        /// f16 tiles where the device has SHADER_F16.
+                        #[test]
+                        fn matmul_f16(
+                            n_in in n_in_for($ty),
+                            n_out in n_out(),
+                            n_cols in prop_oneof![Just(9usize), Just(33)],
+                            seed in any::<u64>(),
+                        ) {
+                            if common::gpu().features().f16 {
+                                let s = shape(n_in, n_out, n_cols);
+                                let r = check_product($ty, s, MatMulPath::MatmulF16, seed);
+                                prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+                            }
                         }
                     }
                 }

@@ -92,7 +92,8 @@ fn every_wgsl_file_is_registered_and_vice_versa() {
             "{} is missing",
             shader.path
         );
-        let mut text = std::fs::read_to_string(shaders_dir().join(shader.path)).unwrap();
+        let mut text = shader.prefix.to_owned()
+            + &std::fs::read_to_string(shaders_dir().join(shader.path)).unwrap();
         for appended in shader.appended {
             assert!(appended.starts_with("common/"), "{appended}");
             text += &std::fs::read_to_string(shaders_dir().join(appended)).unwrap();

@@ -17,9 +17,12 @@ const MM_OUT: u32 = 64u;
 const MM_COLS: u32 = 32u;
 const MM_K: u32 = 32u;
 
-// [k][out / 4] and [k][col / 2].
-var<workgroup> mm_w: array<vec4<f32>, 512>;
-var<workgroup> mm_x: array<vec2<f32>, 512>;
+// [k][out / 4] and [k][col / 2], of TS: f32 (common/tile_f32.wgsl) or, in the
+// `_f16` shaders, f16 (common/tile_f16.wgsl: half the workgroup memory and
+// its traffic; products and sums stay f32, as llama.cpp's Vulkan matmul does
+// with f16 tiles).
+var<workgroup> mm_w: array<vec4<TS>, 512>;
+var<workgroup> mm_x: array<vec2<TS>, 512>;
 
 @compute @workgroup_size(256)
 fn matmul(
@@ -45,8 +48,8 @@ fn matmul(
             w = dequant8(out0 + w_row, k0 / 8u + w_grp);
         }
         for (var i = 0u; i < 4u; i++) {
-            mm_w[(w_grp * 8u + i) * 16u + w_row / 4u][w_row % 4u] = w.a[i];
-            mm_w[(w_grp * 8u + 4u + i) * 16u + w_row / 4u][w_row % 4u] = w.b[i];
+            mm_w[(w_grp * 8u + i) * 16u + w_row / 4u][w_row % 4u] = TS(w.a[i]);
+            mm_w[(w_grp * 8u + 4u + i) * 16u + w_row / 4u][w_row % 4u] = TS(w.b[i]);
         }
         var xv = vec4<f32>();
         if col0 + x_col < params.n_cols {
@@ -58,12 +61,12 @@ fn matmul(
             }
         }
         for (var i = 0u; i < 4u; i++) {
-            mm_x[(x_k + i) * 16u + x_col / 2u][x_col % 2u] = xv[i];
+            mm_x[(x_k + i) * 16u + x_col / 2u][x_col % 2u] = TS(xv[i]);
         }
         workgroupBarrier();
         for (var k = 0u; k < MM_K; k++) {
-            let wv = mm_w[k * 16u + to];
-            let xk = mm_x[k * 16u + tc];
+            let wv = vec4<f32>(mm_w[k * 16u + to]);
+            let xk = vec2<f32>(mm_x[k * 16u + tc]);
             acc0 += wv * xk.x;
             acc1 += wv * xk.y;
         }

@@ -225,6 +225,9 @@ pub struct Plan {
     /// The decode kernel `matvec` does not run here, measured beside it
     /// (`matvec_split` or `matvec_rows`; none where the device has only one).
     pub alt_matvec: Option<&'static str>,
+    /// Weight types of the `matmul_f16` cases (f16 tiles): all of them where
+    /// the device has SHADER_F16, else none.
+    pub f16_types: Vec<GgmlType>,
     /// Tokens of the prefill (`matmul`, attention, RMSNorm) cases.
     pub n_prompt: u64,
     /// Only the 2048x6144 product shape and the smaller attention model.
@@ -284,7 +287,7 @@ pub fn all_cases(plan: &Plan) -> Vec<Case> {
     } else {
         &[]
     };
-    let kernels: [Product<'_>; 5] = [
+    let kernels: [Product<'_>; 6] = [
         ("matvec", &plan.types, 1, CaseKind::Matvec),
         (
             plan.alt_matvec.unwrap_or("matvec_alt"),
@@ -294,6 +297,7 @@ pub fn all_cases(plan: &Plan) -> Vec<Case> {
         ),
         ("matvec_q8_dot4", &plan.dot4_types, 1, CaseKind::MatvecDot4),
         ("matmul", &plan.types, plan.n_prompt, CaseKind::Matmul),
+        ("matmul_f16", &plan.f16_types, plan.n_prompt, CaseKind::Matmul),
         // Prefill as matvec over chunks of 8 columns (what the engine runs on
         // CPU adapters; MatMulPath::Auto).
         (
@@ -362,6 +366,7 @@ mod tests {
             types: vec![GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_K],
             dot4_types: vec![GgmlType::Q8_0, GgmlType::Q4_K],
             alt_matvec: None,
+            f16_types: Vec::new(),
             n_prompt: 64,
             quick,
         }

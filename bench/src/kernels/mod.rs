@@ -72,6 +72,11 @@ pub fn select_cases(gpu: &Gpu, options: &KernelsOptions) -> Result<Vec<Case>> {
             (true, "matvec_split") => Some("matvec_rows"),
             (true, _) => Some("matvec_split"),
         },
+        f16_types: if gpu.features().f16 {
+            product_types()
+        } else {
+            Vec::new()
+        },
         dot4_types: if gpu.features().dot4_packed {
             DOT4_TYPES.to_vec()
         } else {

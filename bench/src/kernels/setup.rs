@@ -228,6 +228,7 @@ fn prepare_product<'a>(
             let path = match case.kind {
                 CaseKind::Matvec(m) if m.n_cols > MATVEC_MAX_COLS => MatMulPath::MatvecChunks,
                 CaseKind::Matvec(_) | CaseKind::MatvecAlt(_) => MatMulPath::Matvec,
+                _ if case.kernel == "matmul_f16" => MatMulPath::MatmulF16,
                 _ => MatMulPath::Matmul,
             };
             Box::new(move |enc, i| kernel.encode_with(gpu, enc, pick(&w, i), &x, &y, shape, path))

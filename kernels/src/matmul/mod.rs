@@ -135,8 +135,13 @@ pub enum MatMulPath {
     /// `matvec` over chunks of [`MATVEC_MAX_COLS`] columns, one dispatch each
     /// (an error where a chunk's offset is not bindable: see `Auto`).
     MatvecChunks,
-    /// Always the tiled `matmul`.
+    /// Always the tiled `matmul` (f32 tiles).
     Matmul,
+    /// The tiled `matmul` with f16 tiles (`matmul_<group>_f16`, needs
+    /// SHADER_F16): weights and activations rounded to f16 in workgroup
+    /// memory, products and sums in f32. `Auto` picks it for many columns
+    /// on GPUs with SHADER_F16.
+    MatmulF16,
 }
 
 /// Which decode kernel `matvec` runs (the module doc describes them).
@@ -350,14 +355,12 @@ impl MatMul {
             MatMulPath::Auto if prefers_matvec_chunks(gpu, self.ty) && chunks_align(gpu, shape) => {
                 MatMulPath::MatvecChunks
             }
+            MatMulPath::Auto if f16_tiles(gpu) => MatMulPath::MatmulF16,
             MatMulPath::Auto => MatMulPath::Matmul,
             other => other,
         };
-        let op = if path == MatMulPath::Matmul {
-            "matmul"
-        } else {
-            "matvec"
-        };
+        let tiled = matches!(path, MatMulPath::Matmul | MatMulPath::MatmulF16);
+        let op = if tiled { "matmul" } else { "matvec" };
         if path == MatMulPath::Matvec && shape.n_cols > MATVEC_MAX_COLS {
             return Err(Error::invalid(
                 op,
@@ -385,7 +388,22 @@ impl MatMul {
             return Ok(Prepared::none());
         }
         let label = format!("{op} {}", self.ty);
-        if path == MatMulPath::Matmul {
+        if tiled {
+            let pipeline = if path == MatMulPath::MatmulF16 {
+                if !gpu.features().f16 {
+                    return Err(Error::invalid(
+                        op,
+                        "f16 tiles need SHADER_F16, which this device does not have",
+                    ));
+                }
+                let shader = format!("{}_f16", self.shader);
+                let shader = find(&shader)
+                    .ok_or_else(|| Error::invalid(op, format!("shader {shader} missing")))?;
+                let overrides = [("WEIGHT_TYPE", f64::from(self.ty.id()))];
+                gpu.pipeline(shader.name, "matmul", &overrides)?
+            } else {
+                Arc::clone(&self.matmul)
+            };
             let params = MatMulParams {
                 n_cols: to_u32(op, "n_cols", shape.n_cols)?,
                 ..params
@@ -393,7 +411,7 @@ impl MatMul {
             let params = gpu.uniform(&format!("{label}.params"), &params)?;
             let groups = tile_workgroups(gpu, op, shape)?;
             let entries = [(0, weights), (1, x), (2, y), (3, &params)];
-            return Ok(Dispatch::new(gpu, &label, &self.matmul, &entries, groups)?.into());
+            return Ok(Dispatch::new(gpu, &label, &pipeline, &entries, groups)?.into());
         }
         // matvec: one dispatch, or one per chunk of at most 8 columns, each
         // binding its columns of x and y.
@@ -563,6 +581,14 @@ fn uniform_x(gpu: &Gpu, x: &wgpu::Buffer, offset: u64, shape: MatMulShape) -> bo
             .checked_add(MATVEC_UNIFORM_X_BYTES)
             .is_some_and(|end| end <= x.size())
         && bytes.is_some_and(|b| b <= MATVEC_UNIFORM_X_BYTES)
+}
+
+/// Whether `Auto` runs the tiled matmul with f16 tiles: GPUs (not CPU
+/// adapters, where f16 is converted in software) with SHADER_F16. Chosen by
+/// design (llama.cpp's Vulkan backend tiles in f16 where it can); not yet
+/// measured on a GPU.
+fn f16_tiles(gpu: &Gpu) -> bool {
+    gpu.features().f16 && gpu.adapter_info().device_type != wgpu::DeviceType::Cpu
 }
 
 /// Whether many-column products of `ty` weights run best as `matvec` over
@@ -749,6 +775,8 @@ mod tests {
     const UNIFORM: &str = "common/matvec_uniform.wgsl";
     const SPLIT: &str = "common/matvec_split.wgsl";
     const TILED: &str = "common/matmul_tiled.wgsl";
+    const TILE_F32: &str = "common/tile_f32.wgsl";
+    const TILE_F16: &str = "common/tile_f16.wgsl";
 
     fn source(shader: &str) -> &'static str {
         find(shader).map(|s| s.source).unwrap_or_default()
@@ -775,7 +803,18 @@ mod tests {
     fn every_group_appends_the_generic_part_and_it_matches_the_constants() {
         for shader in GROUP_SHADERS {
             let info = find(shader).unwrap_or_else(|| panic!("{shader} missing"));
-            assert_eq!(info.appended, [GENERIC, TILED, PORTABLE], "{shader}");
+            assert_eq!(
+                info.appended,
+                [GENERIC, TILE_F32, TILED, PORTABLE],
+                "{shader}"
+            );
+            let f16 = find(&format!("{shader}_f16")).unwrap_or_else(|| panic!("{shader}_f16"));
+            assert_eq!(
+                f16.appended,
+                [GENERIC, TILE_F16, TILED, PORTABLE],
+                "{shader}"
+            );
+            assert!(f16.needs_f16 && f16.prefix == "enable f16;\n" && f16.path == info.path);
             for line in [
                 format!("const MV_WG: u32 = {MATVEC_WORKGROUP_ROWS}u;"),
                 format!("const MV_MAX_COLS: u32 = {MATVEC_MAX_COLS}u;"),

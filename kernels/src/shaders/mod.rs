@@ -17,12 +17,16 @@ pub struct ShaderInfo {
     pub path: &'static str,
     /// The WGSL text.
     pub source: &'static str,
+    /// Text put before the file's: `enable f16;` where the shader uses the
+    /// f16 type (WGSL wants enable directives first); empty for most.
+    pub prefix: &'static str,
     /// Uses `enable f16;` (needs SHADER_F16).
     pub needs_f16: bool,
     /// Uses subgroup builtins (needs SUBGROUP).
     pub needs_subgroups: bool,
     /// Shared helper files below `shaders/` (under `common/`) appended, in
-    /// order, to this file's text to make `source` (WGSL has no includes);
+    /// order, to `prefix` and this file's text to make `source` (WGSL has no
+    /// includes);
     /// empty when the file stands alone.
     pub appended: &'static [&'static str],
 }
@@ -33,20 +37,27 @@ macro_rules! shader {
             name: $name,
             path: $path,
             source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $path)),
+            prefix: "",
             needs_f16: false,
             needs_subgroups: false,
             appended: &[],
         }
     };
     ($name:literal, $path:literal, subgroups: $subgroups:literal, appended: $($appended:literal),+) => {
+        shader!($name, $path, prefix: "", f16: false, subgroups: $subgroups, appended: $($appended),+)
+    };
+    ($name:literal, $path:literal, prefix: $prefix:literal, f16: $f16:literal,
+     subgroups: $subgroups:literal, appended: $($appended:literal),+) => {
         ShaderInfo {
             name: $name,
             path: $path,
             source: concat!(
+                $prefix,
                 include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $path)),
                 $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders/", $appended)),)+
             ),
-            needs_f16: false,
+            prefix: $prefix,
+            needs_f16: $f16,
             needs_subgroups: $subgroups,
             appended: &[$($appended),+],
         }
@@ -63,8 +74,11 @@ pub const ALL: &[ShaderInfo] = &[
     shader!("get_rows", "get_rows.wgsl"),
     shader!("kv_cache", "kv_cache.wgsl"),
     shader!("matmul_float", "matmul_float.wgsl", subgroups: false,
-            appended: "common/matmul_generic.wgsl", "common/matmul_tiled.wgsl",
-            "common/matvec_portable.wgsl"),
+            appended: "common/matmul_generic.wgsl", "common/tile_f32.wgsl",
+            "common/matmul_tiled.wgsl", "common/matvec_portable.wgsl"),
+    shader!("matmul_float_f16", "matmul_float.wgsl", prefix: "enable f16;\n", f16: true,
+            subgroups: false, appended: "common/matmul_generic.wgsl", "common/tile_f16.wgsl",
+            "common/matmul_tiled.wgsl", "common/matvec_portable.wgsl"),
     shader!("matmul_float_subgroups", "matmul_float.wgsl", subgroups: true,
             appended: "common/matmul_generic.wgsl", "common/matvec_subgroups.wgsl"),
     shader!("matmul_float_uniform", "matmul_float.wgsl", subgroups: false,
@@ -72,8 +86,11 @@ pub const ALL: &[ShaderInfo] = &[
     shader!("matmul_float_split", "matmul_float.wgsl", subgroups: true,
             appended: "common/matmul_generic.wgsl", "common/matvec_split.wgsl"),
     shader!("matmul_kquants", "matmul_kquants.wgsl", subgroups: false,
-            appended: "common/matmul_generic.wgsl", "common/matmul_tiled.wgsl",
-            "common/matvec_portable.wgsl"),
+            appended: "common/matmul_generic.wgsl", "common/tile_f32.wgsl",
+            "common/matmul_tiled.wgsl", "common/matvec_portable.wgsl"),
+    shader!("matmul_kquants_f16", "matmul_kquants.wgsl", prefix: "enable f16;\n", f16: true,
+            subgroups: false, appended: "common/matmul_generic.wgsl", "common/tile_f16.wgsl",
+            "common/matmul_tiled.wgsl", "common/matvec_portable.wgsl"),
     shader!("matmul_kquants_subgroups", "matmul_kquants.wgsl", subgroups: true,
             appended: "common/matmul_generic.wgsl", "common/matvec_subgroups.wgsl"),
     shader!("matmul_kquants_uniform", "matmul_kquants.wgsl", subgroups: false,
@@ -81,8 +98,11 @@ pub const ALL: &[ShaderInfo] = &[
     shader!("matmul_kquants_split", "matmul_kquants.wgsl", subgroups: true,
             appended: "common/matmul_generic.wgsl", "common/matvec_split.wgsl"),
     shader!("matmul_legacy", "matmul_legacy.wgsl", subgroups: false,
-            appended: "common/matmul_generic.wgsl", "common/matmul_tiled.wgsl",
-            "common/matvec_portable.wgsl"),
+            appended: "common/matmul_generic.wgsl", "common/tile_f32.wgsl",
+            "common/matmul_tiled.wgsl", "common/matvec_portable.wgsl"),
+    shader!("matmul_legacy_f16", "matmul_legacy.wgsl", prefix: "enable f16;\n", f16: true,
+            subgroups: false, appended: "common/matmul_generic.wgsl", "common/tile_f16.wgsl",
+            "common/matmul_tiled.wgsl", "common/matvec_portable.wgsl"),
     shader!("matmul_legacy_subgroups", "matmul_legacy.wgsl", subgroups: true,
             appended: "common/matmul_generic.wgsl", "common/matvec_subgroups.wgsl"),
     shader!("matmul_legacy_uniform", "matmul_legacy.wgsl", subgroups: false,
@@ -91,8 +111,11 @@ pub const ALL: &[ShaderInfo] = &[
             appended: "common/matmul_generic.wgsl", "common/matvec_split.wgsl"),
     shader!("matvec_q8_dot4", "matvec_q8_dot4.wgsl"),
     shader!("matmul_ternary", "matmul_ternary.wgsl", subgroups: false,
-            appended: "common/matmul_generic.wgsl", "common/matmul_tiled.wgsl",
-            "common/matvec_portable.wgsl"),
+            appended: "common/matmul_generic.wgsl", "common/tile_f32.wgsl",
+            "common/matmul_tiled.wgsl", "common/matvec_portable.wgsl"),
+    shader!("matmul_ternary_f16", "matmul_ternary.wgsl", prefix: "enable f16;\n", f16: true,
+            subgroups: false, appended: "common/matmul_generic.wgsl", "common/tile_f16.wgsl",
+            "common/matmul_tiled.wgsl", "common/matvec_portable.wgsl"),
     shader!("matmul_ternary_subgroups", "matmul_ternary.wgsl", subgroups: true,
             appended: "common/matmul_generic.wgsl", "common/matvec_subgroups.wgsl"),
     shader!("matmul_ternary_uniform", "matmul_ternary.wgsl", subgroups: false,

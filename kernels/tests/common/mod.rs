@@ -156,3 +156,50 @@ pub fn matvec_runs(portable: &Gpu, path: seldon_kernels::matmul::MatMulPath) -> 
         _ => vec![run(shared, false, MatvecVariant::Auto)],
     }
 }
+
+/// Every output of a product within the rounding bound of its dot product
+/// against the reference: 2 n u sum |w x| for f32 arithmetic (which a single
+/// wrong output among thousands breaks even where the NMSE stays small); for
+/// f16 tiles (`MatmulF16`) also the rounding of w and x to f16, relative
+/// 2^-11 each (2^-25 absolute below f16's normal range). `dense` holds the
+/// dequantized weights, `[n_out][n_in]`.
+pub fn check_outputs(
+    label: &str,
+    path: seldon_kernels::matmul::MatMulPath,
+    s: seldon_kernels::matmul::MatMulShape,
+    dense: &[f32],
+    x: &[f32],
+    want: &[f32],
+    got: &[f32],
+) -> Result<(), String> {
+    let (n_in, n_out) = (s.n_in as usize, s.n_out as usize);
+    let u = f64::from(f32::EPSILON) / 2.0;
+    let (rel16, abs16) = if path == seldon_kernels::matmul::MatMulPath::MatmulF16 {
+        (2f64.powi(-10) + 2f64.powi(-22), 2f64.powi(-25))
+    } else {
+        (0.0, 0.0)
+    };
+    for (idx, (&g, &e)) in got.iter().zip(want).enumerate() {
+        let (c, o) = (idx / n_out, idx % n_out);
+        let row = &dense[o * n_in..(o + 1) * n_in];
+        let col = &x[c * n_in..(c + 1) * n_in];
+        let abs: f64 = row
+            .iter()
+            .zip(col)
+            .map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs())
+            .sum();
+        let magnitudes: f64 = row
+            .iter()
+            .zip(col)
+            .map(|(&a, &b)| f64::from(a).abs() + f64::from(b).abs())
+            .sum();
+        let bound =
+            (2.0 * n_in as f64 * u * (1.0 + rel16) + rel16) * abs + abs16 * magnitudes + 1e-30;
+        if (f64::from(g) - f64::from(e)).abs() > bound {
+            return Err(format!(
+                "{label} {s:?} {path:?}: y[{c}][{o}] = {g}, reference {e}, bound {bound:e}"
+            ));
+        }
+    }
+    Ok(())
+}

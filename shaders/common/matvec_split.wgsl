@@ -1,8 +1,8 @@
 // matvec_split: the decode entry point of shaders/common/matmul_generic.wgsl
 // for GPUs: one subgroup per weight row, reduced with subgroupAdd. The
-// registry appends it after matmul_generic.wgsl to make the
-// `matmul_<group>_split` shaders, for devices with SUBGROUP whose subgroups
-// hold at most 64 invocations.
+// registry appends it after matmul_generic.wgsl and matvec_portable.wgsl to
+// make the `matmul_<group>_split` shaders, for devices with SUBGROUP whose
+// subgroups hold at most 64 invocations.
 //
 // In `matvec` (matmul_generic.wgsl) each invocation walks a whole row, so the
 // lanes of a warp read addresses row_bytes apart: one cache line per lane per
@@ -13,31 +13,10 @@
 // workgroups for 64 / subgroup_min_size rows each, at most 4096 of them
 // (SPLIT_MAX_WORKGROUPS), and a grid-stride loop over rows covers the rest
 // (more rows, or subgroups wider than the narrowest).
-// Activations are loaded per invocation (each lane is at a different unit).
 
-// Activations 32c..32c+31 of column `col`, a whole chunk: vec4 loads where
-// n_in is a multiple of 32 (block types), else element by element (a float
-// row's columns may start at any element).
-fn x32(col: u32, c: u32) -> W32 {
-    let base = col * params.n_in + c * 32u;
-    var v: W32;
-    if !MV_PARTIAL {
-        for (var i = 0u; i < 8u; i++) {
-            v[i] = x4[base / 4u + i];
-        }
-    } else {
-        for (var i = 0u; i < 8u; i++) {
-            let k = base + 4u * i;
-            v[i] = vec4<f32>(x[k], x[k + 1u], x[k + 2u], x[k + 3u]);
-        }
-    }
-    return v;
-}
-
-// The partial chunk that ends a float row, zero past n_in (once per row).
-fn x32_tail(col: u32, c: u32) -> W32 {
-    return x32_masked(col, c);
-}
+// x32 and x32_tail (activations loaded per invocation: each lane is at a
+// different unit) come from common/matvec_portable.wgsl, which the registry
+// appends before this file (its `matvec` entry point is unused here).
 
 @compute @workgroup_size(64)
 fn matvec_split(

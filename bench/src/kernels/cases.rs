@@ -297,7 +297,12 @@ pub fn all_cases(plan: &Plan) -> Vec<Case> {
         ),
         ("matvec_q8_dot4", &plan.dot4_types, 1, CaseKind::MatvecDot4),
         ("matmul", &plan.types, plan.n_prompt, CaseKind::Matmul),
-        ("matmul_f16", &plan.f16_types, plan.n_prompt, CaseKind::Matmul),
+        (
+            "matmul_f16",
+            &plan.f16_types,
+            plan.n_prompt,
+            CaseKind::Matmul,
+        ),
         // Prefill as matvec over chunks of 8 columns (what the engine runs on
         // CPU adapters; MatMulPath::Auto).
         (

@@ -247,8 +247,9 @@ fn hsum4(v: vec4<f32>) -> f32 {
     return (v.x + v.y) + (v.z + v.w);
 }
 
-// q . x over elements 0..15 (.x) and 16..31 (.y) of a chunk, by fused
-// multiply-adds (llvmpipe does not contract a * b + c on its own).
+// q . x over elements 0..15 (.x) and 16..31 (.y) of a chunk, by fma (one
+// instruction where the device fuses it; llvmpipe 22.3 emits a multiply and
+// an add either way).
 fn dot_halves(q: W32, xv: W32) -> vec2<f32> {
     var s0 = q[0] * xv[0];
     var s1 = q[4] * xv[4];

@@ -9,8 +9,9 @@
 //! invocation per row on CPU adapters, sharing activations by subgroup
 //! broadcasts, or reading them as a uniform where the device has no
 //! subgroups and x's buffer allows it, see [`matvec_input_buffer`]) or, for
-//! prefill, the tiled `matmul` (GPUs) or the decode kernel over chunks of 8
-//! columns (block types on CPU adapters); [`MatMulPath`] forces one. A third entry point,
+//! prefill, the tiled `matmul` (GPUs: f16 tiles where the device has
+//! SHADER_F16) or the decode kernel over chunks of 8 columns (block types on
+//! CPU adapters); [`MatMulPath`] forces one. A third entry point,
 //! `dequantize`, writes the decoded weights as f32 so that tests can hold the
 //! GPU decoder to the CPU dequantizer value by value. [`reference()`] is the
 //! CPU oracle. [`Dot4MatVec`] is an opt-in decode variant that quantizes
@@ -189,8 +190,8 @@ pub struct MatMul {
     shader: &'static str,
     /// Shader and entry point of the decode kernel (see [`matvec_kernel`]).
     matvec_kernel: (&'static str, &'static str),
-    /// The decode kernel that reads x from a uniform binding, used where x
-    /// allows it (see `uniform_x`) unless `split`.
+    /// The decode kernel that reads x from a uniform binding, used in place
+    /// of the portable `matvec` where x allows it (see `reads_uniform_x`).
     matvec_uniform: (&'static str, &'static str),
     /// `matvec_kernel` is `matvec_split`: rows per workgroup in its dispatch.
     split_rows: Option<u32>,

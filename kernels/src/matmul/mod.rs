@@ -10,8 +10,8 @@
 //! broadcasts, or reading them as a uniform where the device has no
 //! subgroups and x's buffer allows it, see [`matvec_input_buffer`]) or, for
 //! prefill, the tiled `matmul` (GPUs: f16 tiles where the device has
-//! SHADER_F16) or the decode kernel over chunks of 8 columns (block types on
-//! CPU adapters); [`MatMulPath`] forces one. A third entry point,
+//! SHADER_F16) or the decode kernel over chunks of 8 columns (CPU
+//! adapters); [`MatMulPath`] forces one. A third entry point,
 //! `dequantize`, writes the decoded weights as f32 so that tests can hold the
 //! GPU decoder to the CPU dequantizer value by value. [`reference()`] is the
 //! CPU oracle. [`Dot4MatVec`] is an opt-in decode variant that quantizes
@@ -125,8 +125,8 @@ pub struct MatMulShape {
 /// Which kernel [`MatMul::encode_with`] records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MatMulPath {
-    /// `matvec` up to [`MATVEC_MAX_COLS`] columns; above, for block types on
-    /// CPU adapters (where it is about 3x faster than the tiled kernel),
+    /// `matvec` up to [`MATVEC_MAX_COLS`] columns; above, on CPU adapters
+    /// (where it is 3-5x faster than the tiled kernel),
     /// `matvec` over chunks of [`MATVEC_MAX_COLS`] columns when the chunks
     /// start at bindable offsets; else the tiled `matmul`.
     #[default]
@@ -593,14 +593,15 @@ fn f16_tiles(gpu: &Gpu) -> bool {
 }
 
 /// Whether many-column products of `ty` weights run best as `matvec` over
-/// chunks of 8 columns on this device: block types on CPU adapters
+/// chunks of 8 columns on this device: every type on CPU adapters
 /// (lavapipe), where the tiled `matmul`'s barriers are coroutine switches and
-/// its workgroup memory is read lane by lane. Measured there at 2048x6144 x
-/// 32 tokens: 90-130 ms chunked against ~300 ms tiled for every block type,
-/// but 970-1240 ms against ~300 ms for F32/F16/BF16, whose matvec reads
-/// its rows element by element (bench/RESULTS.md).
-fn prefers_matvec_chunks(gpu: &Gpu, ty: GgmlType) -> bool {
-    gpu.adapter_info().device_type == wgpu::DeviceType::Cpu && ty.block_size() > 1
+/// its workgroup memory is read lane by lane. Measured there (commit
+/// `9cee9e5`, bench/results/kernels-lavapipe-20261207-3.json, 32 tokens):
+/// chunks 3-5x faster on every shape, e.g. 2048x6144 Q8_0 38 against 304
+/// ms, F32 70 against 360 ms (float types were tiled until their decode got
+/// 3x faster: at `42645c7` their chunks took 970-1240 ms).
+fn prefers_matvec_chunks(gpu: &Gpu, _ty: GgmlType) -> bool {
+    gpu.adapter_info().device_type == wgpu::DeviceType::Cpu
 }
 
 /// Whether every chunk of 8 columns of x and y starts at an offset the

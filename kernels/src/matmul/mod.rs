@@ -353,7 +353,7 @@ impl MatMul {
     ) -> Result<Prepared> {
         let path = match path {
             MatMulPath::Auto if shape.n_cols <= MATVEC_MAX_COLS => MatMulPath::Matvec,
-            MatMulPath::Auto if prefers_matvec_chunks(gpu, self.ty) && chunks_align(gpu, shape) => {
+            MatMulPath::Auto if prefers_matvec_chunks(gpu) && chunks_align(gpu, shape) => {
                 MatMulPath::MatvecChunks
             }
             MatMulPath::Auto if f16_tiles(gpu) => MatMulPath::MatmulF16,
@@ -592,7 +592,7 @@ fn f16_tiles(gpu: &Gpu) -> bool {
     gpu.features().f16 && gpu.adapter_info().device_type != wgpu::DeviceType::Cpu
 }
 
-/// Whether many-column products of `ty` weights run best as `matvec` over
+/// Whether many-column products run best as `matvec` over
 /// chunks of 8 columns on this device: every type on CPU adapters
 /// (lavapipe), where the tiled `matmul`'s barriers are coroutine switches and
 /// its workgroup memory is read lane by lane. Measured there (commit
@@ -600,7 +600,7 @@ fn f16_tiles(gpu: &Gpu) -> bool {
 /// chunks 3-5x faster on every shape, e.g. 2048x6144 Q8_0 38 against 304
 /// ms, F32 70 against 360 ms (float types were tiled until their decode got
 /// 3x faster: at `42645c7` their chunks took 970-1240 ms).
-fn prefers_matvec_chunks(gpu: &Gpu, _ty: GgmlType) -> bool {
+fn prefers_matvec_chunks(gpu: &Gpu) -> bool {
     gpu.adapter_info().device_type == wgpu::DeviceType::Cpu
 }
 
